@@ -1,0 +1,55 @@
+/*  tf_common.h -- shared helpers: time, growable buffers, checked numbers.
+
+    Everything here is small and has no ZeroMQ dependency, so that the unit
+    tests and the fuzz target can link it alone.
+*/
+#ifndef TF_COMMON_H_INCLUDED
+#define TF_COMMON_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TF_UNUSED(x) ((void)(x))
+
+//  Monotonic clock in microseconds / milliseconds.
+int64_t tf_now_us(void);
+int64_t tf_now_ms(void);
+
+//  Growable byte buffer. Owns its memory.
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} tf_buf_t;
+
+void tf_buf_init(tf_buf_t *self);
+void tf_buf_free(tf_buf_t *self);
+//  Ensures room for `extra` more bytes. Returns 0, or -1 on allocation failure.
+int tf_buf_reserve(tf_buf_t *self, size_t extra);
+int tf_buf_append(tf_buf_t *self, const void *data, size_t len);
+//  Drops the first `n` bytes (n <= len).
+void tf_buf_consume(tf_buf_t *self, size_t n);
+//  Takes the data: caller owns the returned pointer, buffer is reset.
+uint8_t *tf_buf_take(tf_buf_t *self, size_t *len_p);
+
+//  Checked conversions. Return 0 on success, -1 when `text` is not a whole
+//  number in [min, max] (trailing garbage, empty, overflow all fail).
+int tf_parse_i64(const char *text, int64_t min, int64_t max, int64_t *value_p);
+//  Seconds as a decimal ("1.5") into milliseconds, in [0, max_ms].
+int tf_parse_seconds_ms(const char *text, int64_t max_ms, int64_t *ms_p);
+
+//  Duplicates a string; aborts on out-of-memory is not done: returns NULL.
+char *tf_strdup(const char *s);
+
+//  Number of online CPUs, at least 1.
+int tf_online_cpus(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,22 @@
+/*  tf_log.c -- logging level and rate limiting. */
+#include "tf_log.h"
+#include "tf_common.h"
+
+int tf_log_level = 1;
+
+#define S_LINES_PER_SECOND 5
+
+bool tf_log_ratelimit(tf_ratelimit_t *rl)
+{
+    int64_t now = tf_now_ms();
+    if (now - rl->window_start_ms >= 1000) {
+        rl->window_start_ms = now;
+        rl->count = 0;
+    }
+    if (rl->count < S_LINES_PER_SECOND) {
+        rl->count++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}

@@ -1,0 +1,109 @@
+/*  tf_net.c -- ZeroMQ plumbing shared by ventilator, worker and sink. */
+#include "tf_net.h"
+
+#include <string.h>
+
+void tf_rx_init(tf_rx_t *rx)
+{
+    memset(rx, 0, sizeof *rx);
+}
+
+void tf_rx_close(tf_rx_t *rx)
+{
+    if (rx->open)
+        zmq_msg_close(&rx->msg);
+    rx->open = false;
+    rx->rid_len = 0;
+}
+
+const uint8_t *tf_rx_data(tf_rx_t *rx)
+{
+    return zmq_msg_data(&rx->msg);
+}
+
+size_t tf_rx_size(tf_rx_t *rx)
+{
+    return zmq_msg_size(&rx->msg);
+}
+
+//  Discards the rest of a multipart message.
+static void s_drain(void *handle, zmq_msg_t *msg)
+{
+    while (zmq_msg_more(msg)) {
+        if (zmq_msg_recv(msg, handle, ZMQ_DONTWAIT) < 0)
+            break;
+    }
+}
+
+tf_rx_status_t tf_net_recv(void *sock, bool router, tf_rx_t *rx)
+{
+    void *handle = zsock_resolve(sock);
+    tf_rx_close(rx);
+    zmq_msg_init(&rx->msg);
+    rx->open = true;
+    if (zmq_msg_recv(&rx->msg, handle, ZMQ_DONTWAIT) < 0)
+        return TF_RX_NONE;
+    if (router) {
+        size_t n = zmq_msg_size(&rx->msg);
+        if (n > TF_MAX_RID || !zmq_msg_more(&rx->msg)) {
+            s_drain(handle, &rx->msg);
+            return TF_RX_BAD;
+        }
+        memcpy(rx->rid, zmq_msg_data(&rx->msg), n);
+        rx->rid_len = n;
+        if (zmq_msg_recv(&rx->msg, handle, ZMQ_DONTWAIT) < 0)
+            return TF_RX_BAD;
+    }
+    if (zmq_msg_more(&rx->msg)) {
+        s_drain(handle, &rx->msg);
+        return TF_RX_BAD;
+    }
+    return TF_RX_OK;
+}
+
+int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len)
+{
+    void *handle = zsock_resolve(sock);
+    if (rid && zmq_send(handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    if (zmq_send(handle, data, len, ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
+void tf_net_setup(zsock_t *sock, int64_t maxmsgsize)
+{
+    zsock_set_maxmsgsize(sock, (int)(maxmsgsize > INT32_MAX ? INT32_MAX : maxmsgsize));
+    zsock_set_sndhwm(sock, 100000);
+    zsock_set_rcvhwm(sock, 100000);
+    zsock_set_linger(sock, 0);
+}
+
+void tf_net_host_of(const char *endpoint, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return;
+    const char *h = endpoint + 6;
+    const char *colon = strrchr(h, ':');
+    if (!colon)
+        return;
+    size_t n = (size_t)(colon - h);
+    if (n >= cap)
+        return;
+    memcpy(out, h, n);
+    out[n] = '\0';
+}
+
+int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t cap)
+{
+    char h[256];
+    tf_net_host_of(endpoint, h, sizeof h);
+    bool wild = strcmp(h, "*") == 0 || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "[::]") == 0;
+    int n;
+    if (wild && host && *host)
+        n = snprintf(out, cap, "tcp://%s%s", host, strrchr(endpoint + 6, ':'));
+    else
+        n = snprintf(out, cap, "%s", endpoint);
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}

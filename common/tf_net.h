@@ -1,0 +1,51 @@
+/*  tf_net.h -- ZeroMQ plumbing shared by ventilator, worker and sink.
+
+    One protocol message = one frame; ROUTER sockets put the peer's routing
+    id in front. tf_net_recv() takes whole multipart messages off a socket and
+    rejects any other shape (counted by the caller as malformed), so a hostile
+    peer cannot desynchronise framing.
+*/
+#ifndef TF_NET_H_INCLUDED
+#define TF_NET_H_INCLUDED
+
+#include <czmq.h>
+#include "tf_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TF_MAX_RID 255
+
+typedef struct {
+    zmq_msg_t msg; //  the body frame
+    uint8_t rid[TF_MAX_RID];
+    size_t rid_len;
+    bool open;
+} tf_rx_t;
+
+typedef enum { TF_RX_OK = 0, TF_RX_NONE = 1, TF_RX_BAD = 2 } tf_rx_status_t;
+
+void tf_rx_init(tf_rx_t *rx);
+void tf_rx_close(tf_rx_t *rx);
+const uint8_t *tf_rx_data(tf_rx_t *rx);
+size_t tf_rx_size(tf_rx_t *rx);
+
+//  Receives one message without blocking. `router`: expect a routing id
+//  frame first. The previous content of rx is released.
+tf_rx_status_t tf_net_recv(void *sock, bool router, tf_rx_t *rx);
+//  Sends `b` (with a routing id frame first when rid != NULL) without
+//  blocking. Returns 0, or -1 with errno (EAGAIN, EHOSTUNREACH, ...).
+int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);
+//  Common socket options: max message size, high water marks, linger.
+void tf_net_setup(zsock_t *sock, int64_t maxmsgsize);
+//  Replaces a wildcard host (tcp://*:P, tcp://0.0.0.0:P) of `endpoint` with
+//  `host`; copies otherwise. Returns 0, -1 when it does not fit `cap`.
+int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t cap);
+//  Host part of tcp://HOST:PORT into out ("" for other transports).
+void tf_net_host_of(const char *endpoint, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

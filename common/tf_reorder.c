@@ -1,0 +1,156 @@
+/*  tf_reorder.c -- the sink's reorder buffer and duplicate filter. */
+#include "tf_reorder.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_EMPTY = 0, S_HELD, S_SKIP, S_DONE };
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    uint8_t state;
+} s_entry_t;
+
+struct _tf_reorder_t {
+    s_entry_t *ring;
+    uint32_t capacity;
+    bool ordered;
+    uint64_t next;
+    uint32_t held;
+    size_t held_bytes;
+};
+
+tf_reorder_t *tf_reorder_new(uint32_t capacity, bool ordered)
+{
+    if (capacity == 0)
+        return NULL;
+    tf_reorder_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->ring = calloc(capacity, sizeof *self->ring);
+    if (!self->ring) {
+        free(self);
+        return NULL;
+    }
+    self->capacity = capacity;
+    self->ordered = ordered;
+    return self;
+}
+
+void tf_reorder_destroy(tf_reorder_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tf_reorder_t *self = *self_p;
+    for (uint32_t i = 0; i < self->capacity; i++)
+        free(self->ring[i].data);
+    free(self->ring);
+    free(self);
+    *self_p = NULL;
+}
+
+static s_entry_t *s_at(const tf_reorder_t *self, uint64_t seq)
+{
+    return &self->ring[seq % self->capacity];
+}
+
+bool tf_reorder_seen(const tf_reorder_t *self, uint64_t seq)
+{
+    if (seq < self->next)
+        return true;
+    if (seq - self->next >= self->capacity)
+        return false;
+    return s_at(self, seq)->state != S_EMPTY;
+}
+
+//  Unordered mode: slide `next` over everything already released.
+static void s_slide(tf_reorder_t *self)
+{
+    while (s_at(self, self->next)->state == S_DONE || s_at(self, self->next)->state == S_SKIP) {
+        s_at(self, self->next)->state = S_EMPTY;
+        self->next++;
+    }
+}
+
+tf_ro_result_t tf_reorder_put(tf_reorder_t *self, uint64_t seq, const uint8_t *data, size_t len,
+                              bool skip, tf_reorder_write_fn *write, void *arg)
+{
+    if (seq < self->next)
+        return TF_RO_DUPLICATE;
+    if (seq - self->next >= self->capacity)
+        return TF_RO_OUT_OF_WINDOW;
+    s_entry_t *e = s_at(self, seq);
+    if (e->state != S_EMPTY)
+        return TF_RO_DUPLICATE;
+    if (skip) {
+        e->state = S_SKIP;
+    }
+    else if (!self->ordered) {
+        if (write && write(arg, seq, data, len))
+            return TF_RO_NOMEM;
+        e->state = S_DONE;
+    }
+    else {
+        e->data = NULL;
+        if (len) {
+            e->data = malloc(len);
+            if (!e->data)
+                return TF_RO_NOMEM;
+            memcpy(e->data, data, len);
+        }
+        e->len = len;
+        e->state = S_HELD;
+        self->held++;
+        self->held_bytes += len;
+    }
+    if (!self->ordered)
+        s_slide(self);
+    return TF_RO_ACCEPTED;
+}
+
+int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *arg)
+{
+    int64_t count = 0;
+    if (!self->ordered)
+        return 0;
+    for (;;) {
+        s_entry_t *e = s_at(self, self->next);
+        if (e->state == S_HELD) {
+            if (write && write(arg, self->next, e->data, e->len))
+                return -1;
+            free(e->data);
+            e->data = NULL;
+            self->held--;
+            self->held_bytes -= e->len;
+            e->len = 0;
+        }
+        else if (e->state != S_SKIP)
+            break;
+        e->state = S_EMPTY;
+        self->next++;
+        count++;
+    }
+    return count;
+}
+
+uint64_t tf_reorder_next(const tf_reorder_t *self)
+{
+    return self->next;
+}
+
+void tf_reorder_start_at(tf_reorder_t *self, uint64_t seq)
+{
+    if (self->held == 0)
+        self->next = seq;
+}
+
+uint32_t tf_reorder_held(const tf_reorder_t *self)
+{
+    return self->held;
+}
+
+size_t tf_reorder_held_bytes(const tf_reorder_t *self)
+{
+    return self->held_bytes;
+}

@@ -1,0 +1,28 @@
+/*  tf_signal.h -- SIGINT/SIGTERM handling shared by every component.
+
+    The first signal asks the components to finish cleanly (stop taking
+    items, flush, exit); the second exits at once with status 130. czmq's own
+    handler is disabled (ZSYS_SIGHANDLER=false) so that this one is in charge.
+*/
+#ifndef TF_SIGNAL_H_INCLUDED
+#define TF_SIGNAL_H_INCLUDED
+
+#include <signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern volatile sig_atomic_t tf_signal_count;
+
+//  Installs the handlers and ignores SIGPIPE. Call before any czmq call.
+void tf_signal_install(void);
+static inline int tf_interrupted(void)
+{
+    return tf_signal_count > 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,541 @@
+/*  tf_sink.c -- the sink: collects results, drops duplicates, acknowledges
+    them to the ventilator in batches and writes them in input order. */
+#include "tf_sink.h"
+
+#include "tf_journal.h"
+#include "tf_log.h"
+#include "tf_net.h"
+#include "tf_proto.h"
+#include "tf_reorder.h"
+#include "tf_signal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_OUT_BUF (256 * 1024)
+#define S_MAX_ACK_RANGES 4096
+
+struct _tf_sink_t {
+    const tf_config_t *cfg;
+    zsock_t *pull;   //  results from workers
+    zsock_t *dealer; //  to the ventilator
+    char ventilator[TF_MAX_ENDPOINT + 1];
+    char advertise[TF_MAX_ENDPOINT + 1];
+    char last_ep[TF_MAX_ENDPOINT + 1];
+    int out_fd;
+    bool out_owned;
+    tf_buf_t obuf;
+    uint64_t out_offset; //  bytes in the output file so far
+    tf_journal_t *journal;
+    uint64_t resume_from;
+    uint64_t released_next; //  one past the last result handed to output
+    tf_reorder_t *reorder;
+    uint64_t job;
+    bool welcomed;
+    bool ended;
+    uint64_t total;
+    uint64_t failed;
+    bool embedded;
+    atomic_bool stop;
+    int64_t last_heard;
+    int64_t next_hb;
+    int64_t next_hello;
+    tf_limits_t limits;
+    tf_buf_t msg;
+    //  ACK ranges being collected in this turn
+    tf_buf_t ack;
+    uint32_t ack_count;
+    uint64_t ack_start;
+    uint32_t ack_len;
+    tf_sink_stats_t stats;
+    tf_ratelimit_t rl;
+    tf_rx_t rx;
+    bool write_failed;
+};
+
+tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
+{
+    tf_sink_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->out_fd = STDOUT_FILENO;
+    tf_buf_init(&self->obuf);
+    tf_buf_init(&self->msg);
+    tf_buf_init(&self->ack);
+    tf_rx_init(&self->rx);
+    tf_limits_default(&self->limits);
+    self->limits.max_result = (uint32_t)cfg->max_result;
+    atomic_init(&self->stop, false);
+    bool to_file = cfg->output && strcmp(cfg->output, "-") != 0;
+    if (cfg->journal) {
+        if (!to_file) {
+            snprintf(err, errlen, "--journal needs -o FILE (stdout cannot be cut back on resume)");
+            goto fail;
+        }
+        if (cfg->unordered) {
+            snprintf(err, errlen, "--journal needs ordered output (drop --unordered)");
+            goto fail;
+        }
+    }
+    if (to_file) {
+        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->resume ? 0 : O_TRUNC);
+        self->out_fd = open(cfg->output, flags, 0666);
+        if (self->out_fd < 0) {
+            snprintf(err, errlen, "cannot open output '%s': %s", cfg->output, strerror(errno));
+            goto fail;
+        }
+        self->out_owned = true;
+    }
+    if (cfg->journal) {
+        tf_journal_state_t js = {0, 0};
+        if (cfg->resume && tf_journal_read(cfg->journal, &js, err, errlen))
+            goto fail;
+        //  Cut back whatever was written after the last committed record.
+        if (ftruncate(self->out_fd, (off_t)js.offset) || lseek(self->out_fd, 0, SEEK_END) < 0) {
+            snprintf(err, errlen, "cannot cut back output '%s': %s", cfg->output,
+                     strerror(errno));
+            goto fail;
+        }
+        self->journal = tf_journal_open(cfg->journal, &js, err, errlen);
+        if (!self->journal)
+            goto fail;
+        self->resume_from = js.next;
+        self->released_next = js.next;
+        self->out_offset = js.offset;
+        if (js.next > 0)
+            tf_info("sink: resuming at item %llu, output offset %llu",
+                    (unsigned long long)js.next + 1, (unsigned long long)js.offset);
+    }
+    else if (cfg->resume && to_file) {
+        snprintf(err, errlen, "--resume needs --journal FILE");
+        goto fail;
+    }
+    self->pull = zsock_new(ZMQ_PULL);
+    self->dealer = zsock_new(ZMQ_DEALER);
+    if (!self->pull || !self->dealer) {
+        snprintf(err, errlen, "cannot create sockets");
+        goto fail;
+    }
+    tf_net_setup(self->pull, cfg->max_result + (1 << 20));
+    tf_net_setup(self->dealer, 1 << 20);
+    if (cfg->bind && tf_sink_bind(self, cfg->bind, err, errlen))
+        goto fail;
+    if (cfg->ventilator)
+        tf_sink_set_ventilator(self, cfg->ventilator);
+    if (cfg->advertise)
+        tf_sink_set_advertise(self, cfg->advertise);
+    return self;
+fail:
+    tf_sink_destroy(&self);
+    return NULL;
+}
+
+void tf_sink_destroy(tf_sink_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tf_sink_t *self = *self_p;
+    tf_rx_close(&self->rx);
+    zsock_destroy(&self->pull);
+    zsock_destroy(&self->dealer);
+    tf_reorder_destroy(&self->reorder);
+    tf_journal_close(&self->journal);
+    if (self->out_owned)
+        close(self->out_fd);
+    tf_buf_free(&self->obuf);
+    tf_buf_free(&self->msg);
+    tf_buf_free(&self->ack);
+    free(self);
+    *self_p = NULL;
+}
+
+int tf_sink_bind(tf_sink_t *self, const char *endpoint, char *err, size_t errlen)
+{
+    if (zsock_bind(self->pull, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    const char *last = zsock_last_endpoint(self->pull);
+    snprintf(self->last_ep, sizeof self->last_ep, "%s", last ? last : endpoint);
+    if (!self->advertise[0])
+        snprintf(self->advertise, sizeof self->advertise, "%s", self->last_ep);
+    return 0;
+}
+
+const char *tf_sink_last_endpoint(tf_sink_t *self)
+{
+    return self->last_ep;
+}
+
+void tf_sink_set_ventilator(tf_sink_t *self, const char *endpoint)
+{
+    snprintf(self->ventilator, sizeof self->ventilator, "%s", endpoint);
+}
+
+void tf_sink_set_advertise(tf_sink_t *self, const char *endpoint)
+{
+    snprintf(self->advertise, sizeof self->advertise, "%s", endpoint);
+}
+
+void tf_sink_set_embedded(tf_sink_t *self, bool embedded)
+{
+    self->embedded = embedded;
+}
+
+void tf_sink_set_resume(tf_sink_t *self, uint64_t seq)
+{
+    self->resume_from = seq;
+}
+
+void tf_sink_stop(tf_sink_t *self)
+{
+    atomic_store(&self->stop, true);
+}
+
+const tf_sink_stats_t *tf_sink_stats(const tf_sink_t *self)
+{
+    return &self->stats;
+}
+
+//  --------------------------------------------------------------------------
+//  Output
+
+static int s_write_all(tf_sink_t *self, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(self->out_fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (!self->write_failed)
+                zsys_error("sink: cannot write output: %s", strerror(errno));
+            self->write_failed = true;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    self->out_offset += len;
+    return 0;
+}
+
+//  Writes the buffered output, then journals what it holds.
+static int s_flush(tf_sink_t *self)
+{
+    if (self->obuf.len > 0 && s_write_all(self, self->obuf.data, self->obuf.len))
+        return -1;
+    self->obuf.len = 0;
+    if (self->journal && tf_journal_commit(self->journal, self->released_next, self->out_offset)) {
+        zsys_error("sink: cannot write journal: %s", strerror(errno));
+        self->write_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
+{
+    tf_sink_t *self = arg;
+    if (self->obuf.len + len > S_OUT_BUF && self->obuf.len > 0 && s_flush(self))
+        return -1;
+    if (len >= S_OUT_BUF) {
+        //  Large result: straight through, then journal it.
+        if (s_write_all(self, data, len))
+            return -1;
+        self->released_next = seq + 1;
+        if (s_flush(self))
+            return -1;
+    }
+    else {
+        if (tf_buf_append(&self->obuf, data, len))
+            return -1;
+        self->released_next = seq + 1;
+    }
+    self->stats.written++;
+    self->stats.bytes += len;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Acknowledgements: consecutive seqs collapse into ranges.
+
+static void s_ack_flush(tf_sink_t *self)
+{
+    if (self->ack_len > 0) {
+        if (self->ack_count == 0)
+            tf_enc_batch_begin(&self->ack, TF_MSG_ACK, self->job);
+        tf_enc_range(&self->ack, self->ack_start, self->ack_len);
+        self->ack_count++;
+        self->ack_len = 0;
+    }
+    if (self->ack_count == 0)
+        return;
+    tf_enc_batch_finish(&self->ack, self->ack_count);
+    if (tf_net_send(self->dealer, NULL, 0, self->ack.data, self->ack.len) == 0)
+        self->stats.acks++;
+    self->ack_count = 0;
+    self->ack.len = 0;
+}
+
+static void s_ack(tf_sink_t *self, uint64_t seq)
+{
+    if (self->ack_len > 0 && seq == self->ack_start + self->ack_len && self->ack_len < UINT32_MAX) {
+        self->ack_len++;
+        return;
+    }
+    if (self->ack_len > 0) {
+        if (self->ack_count == 0)
+            tf_enc_batch_begin(&self->ack, TF_MSG_ACK, self->job);
+        tf_enc_range(&self->ack, self->ack_start, self->ack_len);
+        self->ack_count++;
+        if (self->ack_count >= S_MAX_ACK_RANGES) {
+            self->ack_len = 0;
+            s_ack_flush(self);
+        }
+    }
+    self->ack_start = seq;
+    self->ack_len = 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Incoming
+
+static void s_malformed(tf_sink_t *self, const char *why)
+{
+    self->stats.malformed++;
+    if (tf_log_ratelimit(&self->rl))
+        tf_warn("sink: dropped malformed message: %s (%llu so far)", why,
+                (unsigned long long)self->stats.malformed);
+}
+
+static void s_offer(tf_sink_t *self, uint64_t seq, const uint8_t *data, size_t len, bool skip)
+{
+    if (seq < self->resume_from) {
+        s_ack(self, seq); //  committed in an earlier run
+        return;
+    }
+    tf_ro_result_t r = tf_reorder_put(self->reorder, seq, data, len, skip, s_write, self);
+    if (r == TF_RO_ACCEPTED) {
+        if (skip)
+            self->stats.skipped++;
+        else
+            self->stats.results++;
+        s_ack(self, seq);
+    }
+    else if (r == TF_RO_DUPLICATE) {
+        self->stats.duplicates++;
+        s_ack(self, seq); //  the ventilator may have missed our first ack
+    }
+    else if (r == TF_RO_OUT_OF_WINDOW)
+        s_malformed(self, "result outside the window");
+    else
+        self->write_failed = true;
+}
+
+static void s_on_results(tf_sink_t *self)
+{
+    for (int budget = 256; budget > 0; budget--) {
+        tf_rx_status_t st = tf_net_recv(self->pull, false, &self->rx);
+        if (st == TF_RX_NONE)
+            return;
+        if (st == TF_RX_BAD) {
+            s_malformed(self, "bad framing");
+            continue;
+        }
+        const uint8_t *data = tf_rx_data(&self->rx);
+        size_t size = tf_rx_size(&self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
+            s_malformed(self, why);
+            continue;
+        }
+        if (hdr.type != TF_MSG_RESULTS) {
+            s_malformed(self, "not a RESULTS message");
+            continue;
+        }
+        if (!self->welcomed || hdr.job != self->job) {
+            self->stats.duplicates++; //  stale job: a worker from before
+            continue;
+        }
+        tf_iter_t it;
+        tf_iter_init(&it, data, size);
+        tf_item_t rec;
+        while (tf_iter_item(&it, &rec))
+            s_offer(self, rec.seq, rec.data, rec.len, false);
+    }
+}
+
+static void s_send_hello(tf_sink_t *self)
+{
+    if (tf_enc_sink_hello(&self->msg, self->advertise, self->resume_from) == 0)
+        tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+}
+
+static void s_on_control(tf_sink_t *self)
+{
+    for (int budget = 256; budget > 0; budget--) {
+        tf_rx_status_t st = tf_net_recv(self->dealer, false, &self->rx);
+        if (st == TF_RX_NONE)
+            return;
+        if (st == TF_RX_BAD) {
+            s_malformed(self, "bad framing from ventilator");
+            continue;
+        }
+        const uint8_t *data = tf_rx_data(&self->rx);
+        size_t size = tf_rx_size(&self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
+            s_malformed(self, why);
+            continue;
+        }
+        if (hdr.type == TF_MSG_SINK_WELCOME) {
+            tf_sink_welcome_t w;
+            tf_proto_get_sink_welcome(data, size, &w);
+            if (self->welcomed && hdr.job != self->job) {
+                zsys_error("sink: the ventilator started a new job; this sink's job is lost");
+                self->write_failed = true;
+                return;
+            }
+            if (!self->welcomed) {
+                self->job = hdr.job;
+                self->reorder = tf_reorder_new(w.window, !self->cfg->unordered);
+                if (!self->reorder) {
+                    zsys_error("sink: out of memory for a window of %u", w.window);
+                    self->write_failed = true;
+                    return;
+                }
+                tf_reorder_start_at(self->reorder, self->resume_from);
+                self->welcomed = true;
+                tf_info("sink: joined job %016llx, window %u", (unsigned long long)self->job,
+                        w.window);
+            }
+            self->last_heard = tf_now_ms();
+            continue;
+        }
+        if (!self->welcomed || hdr.job != self->job) {
+            if (hdr.type == TF_MSG_RESET)
+                self->welcomed = self->welcomed && hdr.job == self->job;
+            continue;
+        }
+        self->last_heard = tf_now_ms();
+        switch (hdr.type) {
+        case TF_MSG_HEARTBEAT:
+            break;
+        case TF_MSG_RESET:
+            s_send_hello(self);
+            break;
+        case TF_MSG_SKIP: {
+            tf_iter_t it;
+            tf_iter_init(&it, data, size);
+            uint64_t seq;
+            while (tf_iter_seq(&it, &seq))
+                s_offer(self, seq, NULL, 0, true);
+            break;
+        }
+        case TF_MSG_END: {
+            tf_end_t e;
+            tf_proto_get_end(data, size, &e);
+            self->ended = true;
+            self->total = e.total;
+            self->failed = e.failed;
+            break;
+        }
+        default:
+            s_malformed(self, "unexpected message from ventilator");
+        }
+    }
+}
+
+int tf_sink_run(tf_sink_t *self)
+{
+    if (!self->ventilator[0]) {
+        zsys_error("sink: no ventilator endpoint");
+        return 2;
+    }
+    if (zsock_connect(self->dealer, "%s", self->ventilator) < 0) {
+        zsys_error("sink: cannot connect to '%s': %s", self->ventilator,
+                   zmq_strerror(zmq_errno()));
+        return 2;
+    }
+    int64_t now = tf_now_ms();
+    self->last_heard = now;
+    self->next_hb = now;
+    self->next_hello = now;
+    void *h_pull = zsock_resolve(self->pull);
+    void *h_dealer = zsock_resolve(self->dealer);
+    int rc = 2;
+    for (;;) {
+        if (atomic_load(&self->stop))
+            break;
+        if (!self->embedded && tf_interrupted() && !self->ended) {
+            //  Standalone sink: keep what is written, journal it, leave.
+            tf_warn("sink: interrupted, flushing what is in order");
+            if (self->reorder)
+                tf_reorder_drain(self->reorder, s_write, self);
+            s_flush(self);
+            rc = 130;
+            break;
+        }
+        zmq_pollitem_t items[2] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
+        //  Sleep briefly while output is buffered, so that it goes out soon.
+        long timeout = self->obuf.len > 0 ? 0 : (long)self->cfg->heartbeat_ms / 2;
+        int n = zmq_poll(items, 2, timeout);
+        if (n < 0 && zmq_errno() != EINTR) {
+            zsys_error("sink: poll failed: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            s_on_control(self);
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
+            s_on_results(self);
+        if (self->reorder && tf_reorder_drain(self->reorder, s_write, self) < 0)
+            self->write_failed = true;
+        if (n == 0 && self->obuf.len > 0)
+            s_flush(self);
+        s_ack_flush(self);
+        if (self->write_failed)
+            break;
+        now = tf_now_ms();
+        if (!self->welcomed && now >= self->next_hello) {
+            s_send_hello(self);
+            self->next_hello = now + self->cfg->heartbeat_ms;
+        }
+        if (self->welcomed && now >= self->next_hb) {
+            self->next_hb = now + self->cfg->heartbeat_ms;
+            if (tf_enc_heartbeat(&self->msg, self->job, 0) == 0)
+                tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+            if (now - self->last_heard > self->cfg->heartbeat_timeout_ms) {
+                //  Ventilator silent: say hello again; it re-registers us.
+                s_send_hello(self);
+                self->last_heard = now;
+            }
+        }
+        if (self->ended && self->reorder && tf_reorder_next(self->reorder) >= self->total) {
+            if (s_flush(self))
+                break;
+            if (tf_enc_finished(&self->msg, self->job, self->stats.written, self->failed == 0) ==
+                0)
+                tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+            //  Let the FINISHED leave before the socket closes.
+            zsock_set_linger(self->dealer, 1000);
+            rc = self->failed > 0 ? 1 : 0;
+            break;
+        }
+    }
+    if (rc == 2 && !self->write_failed && self->reorder) {
+        //  Stopped from outside: keep what is in order.
+        tf_reorder_drain(self->reorder, s_write, self);
+        s_flush(self);
+    }
+    return rc;
+}

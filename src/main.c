@@ -1,0 +1,444 @@
+/*  main.c -- the taskfarm front-end: one program, five subcommands.
+
+    run         ventilator + sink in this process, N local worker processes
+    ventilator  reads items, serves workers
+    worker      runs COMMAND on items
+    sink        writes results in order
+    keygen      CURVE certificate pair
+*/
+#define _GNU_SOURCE
+#include "tf_config.h"
+#include "tf_log.h"
+#include "tf_net.h"
+#include "tf_proc.h"
+#include "tf_signal.h"
+#include "tf_sink.h"
+#include "tf_vent.h"
+#include "tf_worker.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_MAX_RESPAWNS_PER_WORKER 20
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "Usage: taskfarm COMMAND [OPTIONS]\n"
+               "A parallel map on ZeroMQ: from all cores of one box to a cluster.\n\n"
+               "Commands:\n"
+               "  run [OPTIONS] -- COMMAND [ARG...]          one box: ventilator, sink, N workers\n"
+               "  ventilator --bind ENDPOINT [OPTIONS]        read items, serve workers\n"
+               "  worker --connect ENDPOINT [OPTIONS] -- COMMAND [ARG...]\n"
+               "  sink --bind ENDPOINT --ventilator ENDPOINT  write results in input order\n"
+               "  keygen NAME                                 CURVE key pair\n\n"
+               "Run 'taskfarm COMMAND --help' for the options of each command.\n");
+}
+
+static void s_logging(const tf_config_t *cfg, const char *ident)
+{
+    tf_log_level = cfg->quiet ? 0 : (int)cfg->verbose;
+    zsys_set_logstream(stderr);
+    zsys_set_logsystem(false);
+    zsys_set_logident(ident);
+    zsys_init();
+}
+
+//  --------------------------------------------------------------------------
+//  run: the one-box farm
+
+typedef struct {
+    pid_t pid;
+    int respawns;
+} s_child_t;
+
+typedef struct {
+    tf_config_t *cfg;
+    char **argv; //  worker command line
+    s_child_t *children;
+    int nchildren;
+    char host[200];
+    tf_vent_t *vent;
+    tf_sink_t *sink;
+    int sink_rc;
+    volatile int sink_done;
+} s_run_t;
+
+static pid_t s_spawn_worker(s_run_t *run)
+{
+    char *exe = realpath("/proc/self/exe", NULL);
+    if (!exe)
+        return -1;
+    pid_t pid = tf_proc_spawn(exe, run->argv, STDIN_FILENO, STDOUT_FILENO, false);
+    free(exe);
+    return pid;
+}
+
+static void s_run_tick(tf_vent_t *vent, void *arg)
+{
+    s_run_t *run = arg;
+    if (run->sink_done && run->sink_rc >= 2)
+        tf_vent_abort(vent);
+    for (int i = 0; i < run->nchildren; i++) {
+        s_child_t *c = &run->children[i];
+        if (c->pid <= 0)
+            continue;
+        int st;
+        if (waitpid(c->pid, &st, WNOHANG) != c->pid)
+            continue;
+        char name[260];
+        snprintf(name, sizeof name, "%s:%d", run->host, (int)c->pid);
+        tf_warn("run: local worker %d (pid %d) %s %d", i, (int)c->pid,
+                WIFSIGNALED(st) ? "killed by signal" : "exited with",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        tf_vent_worker_gone(vent, name);
+        c->pid = 0;
+        if (tf_interrupted() || c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
+            continue;
+        c->respawns++;
+        c->pid = s_spawn_worker(run);
+    }
+}
+
+static void *s_sink_thread(void *arg)
+{
+    s_run_t *run = arg;
+    run->sink_rc = tf_sink_run(run->sink);
+    run->sink_done = 1;
+    return NULL;
+}
+
+static int s_push_arg(char ***argv, int *n, const char *a)
+{
+    char **v = realloc(*argv, ((size_t)*n + 2) * sizeof(char *));
+    if (!v)
+        return -1;
+    *argv = v;
+    v[*n] = tf_strdup(a);
+    v[*n + 1] = NULL;
+    if (!v[*n])
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const char *sink_ep)
+{
+    char **argv = NULL;
+    int n = 0;
+    char num[64];
+    int rc = 0;
+    rc |= s_push_arg(&argv, &n, "taskfarm");
+    rc |= s_push_arg(&argv, &n, "worker");
+    rc |= s_push_arg(&argv, &n, "--connect");
+    rc |= s_push_arg(&argv, &n, vent_ep);
+    rc |= s_push_arg(&argv, &n, "--sink");
+    rc |= s_push_arg(&argv, &n, sink_ep);
+    rc |= s_push_arg(&argv, &n, "-j");
+    rc |= s_push_arg(&argv, &n, "1");
+    rc |= s_push_arg(&argv, &n, "--once");
+    if (cfg->pipe)
+        rc |= s_push_arg(&argv, &n, "--pipe");
+    if (cfg->no_pty)
+        rc |= s_push_arg(&argv, &n, "--no-pty");
+    if (cfg->null_sep)
+        rc |= s_push_arg(&argv, &n, "-0");
+    snprintf(num, sizeof num, "%.3f", (double)cfg->heartbeat_ms / 1000.0);
+    rc |= s_push_arg(&argv, &n, "--heartbeat");
+    rc |= s_push_arg(&argv, &n, num);
+    snprintf(num, sizeof num, "%.3f", (double)cfg->heartbeat_timeout_ms / 1000.0);
+    rc |= s_push_arg(&argv, &n, "--heartbeat-timeout");
+    rc |= s_push_arg(&argv, &n, num);
+    snprintf(num, sizeof num, "%lld", (long long)cfg->max_item);
+    rc |= s_push_arg(&argv, &n, "--max-item");
+    rc |= s_push_arg(&argv, &n, num);
+    snprintf(num, sizeof num, "%lld", (long long)cfg->max_result);
+    rc |= s_push_arg(&argv, &n, "--max-result");
+    rc |= s_push_arg(&argv, &n, num);
+    snprintf(num, sizeof num, "%d", cfg->quiet ? 0 : (int)cfg->verbose);
+    rc |= s_push_arg(&argv, &n, "-v");
+    rc |= s_push_arg(&argv, &n, num);
+    if (cfg->plugin) {
+        rc |= s_push_arg(&argv, &n, "--plugin");
+        rc |= s_push_arg(&argv, &n, cfg->plugin);
+    }
+    rc |= s_push_arg(&argv, &n, "--");
+    for (int i = 0; i < cfg->argc; i++)
+        rc |= s_push_arg(&argv, &n, cfg->argv[i]);
+    if (rc) {
+        tf_proc_argv_free(argv);
+        return NULL;
+    }
+    return argv;
+}
+
+static int s_cmd_run(tf_config_t *cfg)
+{
+    char err[512];
+    s_run_t run;
+    memset(&run, 0, sizeof run);
+    run.cfg = cfg;
+    int nworkers = cfg->workers < 0 ? tf_online_cpus() : (int)cfg->workers;
+    if (nworkers > 0 && cfg->argc > 0) {
+        char *path = tf_proc_which(cfg->argv[0]);
+        if (!path) {
+            fprintf(stderr, "taskfarm run: command '%s' %s\n", cfg->argv[0],
+                    errno == EACCES ? "is not executable" : "not found");
+            return 127;
+        }
+        free(path);
+    }
+    char dir[] = "/tmp/taskfarm.XXXXXX";
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "taskfarm run: cannot create a directory in /tmp: %s\n", strerror(errno));
+        return 2;
+    }
+    char vent_ipc[PATH_MAX], sink_ipc[PATH_MAX], vent_inproc[64];
+    snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s/vent", dir);
+    snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s/sink", dir);
+    snprintf(vent_inproc, sizeof vent_inproc, "inproc://taskfarm-vent-%d", (int)getpid());
+    gethostname(run.host, sizeof run.host - 1);
+    int rc = 2;
+    pthread_t sink_thread;
+    bool sink_started = false;
+
+    //  Workers first: no fork after czmq starts its threads.
+    run.argv = s_worker_argv(cfg, vent_ipc, sink_ipc);
+    run.children = calloc((size_t)(nworkers > 0 ? nworkers : 1), sizeof *run.children);
+    if (!run.argv || !run.children) {
+        fprintf(stderr, "taskfarm run: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < nworkers; i++) {
+        run.children[i].pid = s_spawn_worker(&run);
+        if (run.children[i].pid < 0) {
+            fprintf(stderr, "taskfarm run: cannot start worker: %s\n", strerror(errno));
+            goto done;
+        }
+        run.nchildren++;
+    }
+    s_logging(cfg, "taskfarm");
+    run.vent = tf_vent_new(cfg, err, sizeof err);
+    if (!run.vent) {
+        fprintf(stderr, "taskfarm run: %s\n", err);
+        goto done;
+    }
+    if (tf_vent_bind(run.vent, vent_inproc, err, sizeof err) ||
+        tf_vent_bind(run.vent, vent_ipc, err, sizeof err) ||
+        (cfg->listen && tf_vent_bind(run.vent, cfg->listen, err, sizeof err))) {
+        fprintf(stderr, "taskfarm run: %s\n", err);
+        goto done;
+    }
+    run.sink = tf_sink_new(cfg, err, sizeof err);
+    if (!run.sink) {
+        fprintf(stderr, "taskfarm run: %s\n", err);
+        goto done;
+    }
+    if (tf_sink_bind(run.sink, sink_ipc, err, sizeof err)) {
+        fprintf(stderr, "taskfarm run: %s\n", err);
+        goto done;
+    }
+    if (cfg->listen) {
+        //  Remote workers send results to an ephemeral port beside --listen.
+        char host[256], ep[300];
+        tf_net_host_of(cfg->listen, host, sizeof host);
+        snprintf(ep, sizeof ep, "tcp://%s:*", host[0] ? host : "*");
+        if (tf_sink_bind(run.sink, ep, err, sizeof err)) {
+            fprintf(stderr, "taskfarm run: %s\n", err);
+            goto done;
+        }
+        tf_vent_set_sink_endpoint(run.vent, tf_sink_last_endpoint(run.sink));
+    }
+    tf_sink_set_ventilator(run.sink, vent_inproc);
+    tf_sink_set_embedded(run.sink, true);
+    if (pthread_create(&sink_thread, NULL, s_sink_thread, &run)) {
+        fprintf(stderr, "taskfarm run: cannot start the sink thread\n");
+        goto done;
+    }
+    sink_started = true;
+    tf_vent_set_tick(run.vent, s_run_tick, &run);
+    rc = tf_vent_run(run.vent);
+    if (rc >= 2)
+        tf_sink_stop(run.sink);
+    pthread_join(sink_thread, NULL);
+    sink_started = false;
+    if (run.sink_rc >= 2 && rc < 2)
+        rc = run.sink_rc;
+    if (cfg->stats)
+        tf_vent_write_stats(run.vent, cfg->stats, tf_sink_stats(run.sink)->malformed);
+
+done:
+    if (sink_started) {
+        tf_sink_stop(run.sink);
+        pthread_join(sink_thread, NULL);
+    }
+    //  Workers were told the job is over (--once): give them a moment.
+    int64_t deadline = tf_now_ms() + 1000;
+    for (int i = 0; i < run.nchildren; i++) {
+        s_child_t *c = &run.children[i];
+        while (c->pid > 0) {
+            int st;
+            pid_t r = waitpid(c->pid, &st, WNOHANG);
+            if (r == c->pid || r < 0) {
+                c->pid = 0;
+                break;
+            }
+            if (tf_now_ms() > deadline) {
+                kill(c->pid, SIGTERM);
+                usleep(20000);
+                if (waitpid(c->pid, &st, WNOHANG) != c->pid) {
+                    kill(c->pid, SIGKILL);
+                    waitpid(c->pid, &st, 0);
+                }
+                c->pid = 0;
+                break;
+            }
+            usleep(2000);
+        }
+    }
+    tf_sink_destroy(&run.sink);
+    tf_vent_destroy(&run.vent);
+    tf_proc_argv_free(run.argv);
+    free(run.children);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/vent", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/sink", dir);
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  The separate components
+
+static int s_cmd_ventilator(tf_config_t *cfg)
+{
+    char err[512];
+    s_logging(cfg, "taskfarm-vent");
+    tf_vent_t *vent = tf_vent_new(cfg, err, sizeof err);
+    if (!vent) {
+        fprintf(stderr, "taskfarm ventilator: %s\n", err);
+        return 2;
+    }
+    int rc = tf_vent_run(vent);
+    if (cfg->stats)
+        tf_vent_write_stats(vent, cfg->stats, 0);
+    tf_vent_destroy(&vent);
+    return rc;
+}
+
+static int s_cmd_sink(tf_config_t *cfg)
+{
+    char err[512];
+    s_logging(cfg, "taskfarm-sink");
+    tf_sink_t *sink = tf_sink_new(cfg, err, sizeof err);
+    if (!sink) {
+        fprintf(stderr, "taskfarm sink: %s\n", err);
+        return 2;
+    }
+    int rc = tf_sink_run(sink);
+    tf_sink_destroy(&sink);
+    return rc;
+}
+
+static int s_cmd_worker(tf_config_t *cfg)
+{
+    char err[512];
+    tf_worker_t *worker = tf_worker_new(cfg, err, sizeof err);
+    if (!worker) {
+        fprintf(stderr, "taskfarm %s\n", err);
+        return errno == ENOENT || errno == EACCES ? 127 : 2;
+    }
+    s_logging(cfg, "taskfarm-worker");
+    int rc = tf_worker_run(worker);
+    tf_worker_destroy(&worker);
+    return rc;
+}
+
+static int s_cmd_keygen(tf_config_t *cfg)
+{
+    s_logging(cfg, "taskfarm");
+    zcert_t *cert = zcert_new();
+    if (!cert) {
+        fprintf(stderr, "taskfarm keygen: cannot create a certificate\n");
+        return 2;
+    }
+    zcert_set_meta(cert, "name", "%s", cfg->name);
+    int rc = zcert_save(cert, cfg->name);
+    zcert_destroy(&cert);
+    if (rc) {
+        fprintf(stderr, "taskfarm keygen: cannot write '%s' / '%s_secret': %s\n", cfg->name,
+                cfg->name, strerror(errno));
+        return 2;
+    }
+    printf("wrote %s (public) and %s_secret (secret)\n", cfg->name, cfg->name);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    tf_signal_install();
+    if (argc < 2) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("taskfarm %s (protocol %d)\n", TF_VERSION_STRING, 1);
+        return 0;
+    }
+    int cmd = tf_cmd_from_name(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "taskfarm: unknown command '%s' (run, ventilator, worker, sink, keygen)\n",
+                argv[1]);
+        return 2;
+    }
+    tf_config_t cfg;
+    tf_config_init(&cfg, cmd);
+    char err[512];
+    if (tf_config_parse(&cfg, argc - 1, argv + 1, err, sizeof err)) {
+        fprintf(stderr, "taskfarm %s\n", err);
+        tf_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        tf_config_usage(cmd, stdout);
+        tf_config_free(&cfg);
+        return 0;
+    }
+    if (tf_config_check(&cfg, err, sizeof err)) {
+        fprintf(stderr, "taskfarm %s\n", err);
+        tf_config_free(&cfg);
+        return 2;
+    }
+    int rc;
+    switch (cmd) {
+    case TF_CMD_RUN:
+        rc = s_cmd_run(&cfg);
+        break;
+    case TF_CMD_VENTILATOR:
+        rc = s_cmd_ventilator(&cfg);
+        break;
+    case TF_CMD_WORKER:
+        rc = s_cmd_worker(&cfg);
+        break;
+    case TF_CMD_SINK:
+        rc = s_cmd_sink(&cfg);
+        break;
+    default:
+        rc = s_cmd_keygen(&cfg);
+    }
+    tf_config_free(&cfg);
+    return rc;
+}

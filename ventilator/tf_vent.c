@@ -1,0 +1,976 @@
+/*  tf_vent.c -- the ventilator: reads items, leases them to workers by credit,
+    re-sends what is not acknowledged, and ends the job with the sink. */
+#include "tf_vent.h"
+
+#include "tf_log.h"
+#include "tf_net.h"
+#include "tf_proto.h"
+#include "tf_reader.h"
+#include "tf_signal.h"
+#include "tf_stats.h"
+#include "tf_window.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Largest TASKS message we build (one item may exceed it on its own).
+#define S_BATCH_BYTES (1u << 20)
+
+typedef struct {
+    bool used;
+    bool is_sink;
+    uint8_t rid[TF_MAX_RID];
+    size_t rid_len;
+    char name[TF_MAX_NAME + 1];
+    uint32_t slots;
+    int64_t credit;
+    uint32_t leased;
+    int64_t last_heard;
+    uint64_t done;
+    uint64_t failed;
+} s_peer_t;
+
+typedef enum { S_RUNNING, S_DRAINING, S_ENDING, S_FINISHED } s_phase_t;
+
+struct _tf_vent_t {
+    const tf_config_t *cfg;
+    zsock_t *router;
+    tf_window_t *window;
+    tf_reader_t *reader;
+    int in_fd;
+    bool in_owned;
+    bool input_done;
+    uint64_t total; //  items read (valid when input_done)
+    FILE *failed_file;
+    s_peer_t *peers; //  every peer of the job, kept for the report
+    uint32_t npeers;
+    uint32_t peers_cap;
+    int last_peer; //  lookup cache
+    uint32_t nworkers;
+    int sink; //  peer index or -1
+    char sink_ep[TF_MAX_ENDPOINT + 1];
+    char sink_override[TF_MAX_ENDPOINT + 1];
+    uint64_t job;
+    s_phase_t phase;
+    atomic_bool stop_requested;
+    atomic_bool abort_requested;
+    int64_t drain_deadline;
+    int64_t end_sent_ms;
+    uint64_t resume_from; //  items below are committed by an earlier run
+    uint64_t end_total;
+    int rr; //  round-robin start for dispatch
+    tf_limits_t limits;
+    tf_buf_t out;  //  scratch message buffer
+    tf_buf_t skip; //  pending SKIP batch
+    uint32_t skip_count;
+    int64_t next_hb;
+    int64_t next_scan;
+    int64_t start_ms;
+    tf_vent_tick_fn *tick;
+    void *tick_arg;
+    tf_vent_stats_t stats;
+    tf_latency_t latency;
+    tf_progress_t progress;
+    tf_ratelimit_t rl;
+    tf_rx_t rx;
+};
+
+static uint64_t s_random_job(void)
+{
+    uint64_t job = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &job, sizeof job) != sizeof job)
+            job = 0;
+        close(fd);
+    }
+    if (job == 0)
+        job = (uint64_t)tf_now_us() ^ ((uint64_t)getpid() << 32);
+    return job ? job : 1;
+}
+
+tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
+{
+    tf_vent_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->sink = -1;
+    self->job = s_random_job();
+    self->in_fd = STDIN_FILENO;
+    tf_buf_init(&self->out);
+    tf_buf_init(&self->skip);
+    tf_rx_init(&self->rx);
+    tf_limits_default(&self->limits);
+    self->limits.max_item = (uint32_t)cfg->max_item;
+    self->limits.max_result = (uint32_t)cfg->max_result;
+    tf_latency_init(&self->latency);
+
+    if (cfg->input && strcmp(cfg->input, "-") != 0) {
+        self->in_fd = open(cfg->input, O_RDONLY | O_CLOEXEC);
+        if (self->in_fd < 0) {
+            snprintf(err, errlen, "cannot open input '%s': %s", cfg->input, strerror(errno));
+            goto fail;
+        }
+        self->in_owned = true;
+    }
+    self->reader = tf_reader_new(self->in_fd, cfg->null_sep ? '\0' : '\n', (size_t)cfg->max_item);
+    self->window = tf_window_new((uint32_t)cfg->window, (size_t)cfg->window_bytes);
+    if (!self->reader || !self->window) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->failed) {
+        self->failed_file = fopen(cfg->failed, "w");
+        if (!self->failed_file) {
+            snprintf(err, errlen, "cannot open --failed file '%s': %s", cfg->failed,
+                     strerror(errno));
+            goto fail;
+        }
+    }
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router) {
+        snprintf(err, errlen, "cannot create ROUTER socket");
+        goto fail;
+    }
+    tf_net_setup(self->router, 16 << 20);
+    zsock_set_router_mandatory(self->router, 1);
+    if (cfg->bind && tf_vent_bind(self, cfg->bind, err, errlen))
+        goto fail;
+    if (cfg->cmd != TF_CMD_RUN && cfg->listen && tf_vent_bind(self, cfg->listen, err, errlen))
+        goto fail;
+    tf_progress_init(&self->progress, cfg->progress);
+    return self;
+fail:
+    tf_vent_destroy(&self);
+    return NULL;
+}
+
+void tf_vent_destroy(tf_vent_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tf_vent_t *self = *self_p;
+    tf_rx_close(&self->rx);
+    zsock_destroy(&self->router);
+    tf_window_destroy(&self->window);
+    tf_reader_destroy(&self->reader);
+    if (self->in_owned)
+        close(self->in_fd);
+    if (self->failed_file)
+        fclose(self->failed_file);
+    tf_buf_free(&self->out);
+    tf_buf_free(&self->skip);
+    free(self->peers);
+    free(self);
+    *self_p = NULL;
+}
+
+int tf_vent_bind(tf_vent_t *self, const char *endpoint, char *err, size_t errlen)
+{
+    if (zsock_bind(self->router, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+void tf_vent_set_sink_endpoint(tf_vent_t *self, const char *endpoint)
+{
+    snprintf(self->sink_override, sizeof self->sink_override, "%s", endpoint ? endpoint : "");
+}
+
+void tf_vent_set_tick(tf_vent_t *self, tf_vent_tick_fn *fn, void *arg)
+{
+    self->tick = fn;
+    self->tick_arg = arg;
+}
+
+void tf_vent_stop(tf_vent_t *self)
+{
+    atomic_store(&self->stop_requested, true);
+}
+
+void tf_vent_abort(tf_vent_t *self)
+{
+    atomic_store(&self->abort_requested, true);
+}
+
+const tf_vent_stats_t *tf_vent_stats(const tf_vent_t *self)
+{
+    return &self->stats;
+}
+
+uint32_t tf_vent_workers(const tf_vent_t *self)
+{
+    return self->nworkers;
+}
+
+//  --------------------------------------------------------------------------
+//  Peers
+
+static bool s_peer_is(const s_peer_t *p, const uint8_t *rid, size_t len)
+{
+    return p->used && p->rid_len == len && memcmp(p->rid, rid, len) == 0;
+}
+
+static int s_peer_find(tf_vent_t *self, const uint8_t *rid, size_t len)
+{
+    if (self->last_peer < (int)self->npeers && s_peer_is(&self->peers[self->last_peer], rid, len))
+        return self->last_peer;
+    for (uint32_t i = self->npeers; i-- > 0;)
+        if (s_peer_is(&self->peers[i], rid, len)) {
+            self->last_peer = (int)i;
+            return (int)i;
+        }
+    return -1;
+}
+
+//  Peers are never reused within a job: their counts feed the report.
+static int s_peer_add(tf_vent_t *self, const uint8_t *rid, size_t len)
+{
+    if (self->npeers == self->peers_cap) {
+        uint32_t cap = self->peers_cap ? self->peers_cap * 2 : 16;
+        s_peer_t *peers = realloc(self->peers, cap * sizeof *peers);
+        if (!peers)
+            return -1;
+        self->peers = peers;
+        self->peers_cap = cap;
+    }
+    uint32_t i = self->npeers++;
+    s_peer_t *p = &self->peers[i];
+    memset(p, 0, sizeof *p);
+    p->used = true;
+    memcpy(p->rid, rid, len);
+    p->rid_len = len;
+    p->last_heard = tf_now_ms();
+    return (int)i;
+}
+
+static int s_send(tf_vent_t *self, int peer, const tf_buf_t *b)
+{
+    s_peer_t *p = &self->peers[peer];
+    return tf_net_send(self->router, p->rid, p->rid_len, b->data, b->len);
+}
+
+static void s_unlease(tf_vent_t *self, tf_slot_t *slot)
+{
+    if (slot->state == TF_ITEM_LEASED && slot->worker >= 0) {
+        s_peer_t *p = &self->peers[slot->worker];
+        if (p->leased > 0)
+            p->leased--;
+    }
+    slot->worker = -1;
+}
+
+static void s_requeue_lost(void *arg, uint64_t seq, tf_slot_t *slot)
+{
+    tf_vent_t *self = arg;
+    s_unlease(self, slot);
+    tf_window_requeue(self->window, seq);
+    self->stats.retried++;
+    self->stats.resent_lost++;
+}
+
+static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
+{
+    s_peer_t *p = &self->peers[peer];
+    if (!p->used)
+        return;
+    if (p->is_sink) {
+        tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
+        self->sink = -1;
+        self->sink_ep[0] = '\0';
+    }
+    else {
+        int64_t silent = tf_now_ms() - p->last_heard;
+        tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued", p->name, why, p->leased);
+        tf_window_each(self->window, TF_ITEM_LEASED, peer, s_requeue_lost, self);
+        self->stats.workers_lost++;
+        if (self->stats.first_loss_detect_ms == 0)
+            self->stats.first_loss_detect_ms = silent > 0 ? silent : 1;
+        self->nworkers--;
+    }
+    p->used = false;
+}
+
+void tf_vent_worker_gone(tf_vent_t *self, const char *name)
+{
+    for (uint32_t i = 0; i < self->npeers; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (p->used && !p->is_sink && strcmp(p->name, name) == 0)
+            s_peer_remove(self, (int)i, "process exited");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Items
+
+static void s_skip_flush(tf_vent_t *self)
+{
+    if (self->skip_count == 0 || self->sink < 0)
+        return;
+    tf_enc_batch_finish(&self->skip, self->skip_count);
+    if (s_send(self, self->sink, &self->skip) != 0)
+        tf_debug("ventilator: SKIP not sent (%s), will retry", zmq_strerror(zmq_errno()));
+    self->skip_count = 0;
+    self->skip.len = 0;
+}
+
+static void s_skip_add(tf_vent_t *self, uint64_t seq)
+{
+    if (self->skip_count == 0 && tf_enc_batch_begin(&self->skip, TF_MSG_SKIP, self->job))
+        return;
+    if (tf_enc_seq(&self->skip, seq) == 0)
+        self->skip_count++;
+    if (self->skip_count >= 4096)
+        s_skip_flush(self);
+}
+
+static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const char *why)
+{
+    s_unlease(self, slot);
+    slot->state = TF_ITEM_FAILED;
+    slot->deadline = tf_now_ms() + self->cfg->ack_timeout_ms;
+    self->stats.failed++;
+    int shown = slot->len > 200 ? 200 : (int)slot->len;
+    zsys_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why, shown,
+               slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
+    if (self->failed_file) {
+        if (slot->len)
+            fwrite(slot->data, 1, slot->len, self->failed_file);
+        fputc(self->cfg->null_sep ? '\0' : '\n', self->failed_file);
+        fflush(self->failed_file);
+    }
+    s_skip_add(self, seq);
+}
+
+//  Reads buffered items while the window has room. Returns true when it
+//  stopped with items still buffered (the loop must not sleep).
+static bool s_read_input(tf_vent_t *self)
+{
+    int budget = 4096; //  keep the loop responsive
+    while (!self->input_done) {
+        if (!tf_window_has_room(self->window, 0))
+            return false;
+        if (budget-- == 0)
+            return true;
+        const uint8_t *data;
+        size_t len;
+        uint64_t line;
+        tf_rd_status_t st = tf_reader_next(self->reader, &data, &len, &line);
+        if (st == TF_RD_AGAIN)
+            return false; //  poll tells when to read more
+        if (st == TF_RD_EOF) {
+            self->input_done = true;
+            self->total = tf_window_next(self->window);
+            tf_progress_total(&self->progress, self->total);
+            tf_info("ventilator: input done, %llu items", (unsigned long long)self->total);
+            return false;
+        }
+        if (!tf_window_has_room(self->window, len)) {
+            //  Over the byte budget: wait for acks. The reader keeps the item.
+            tf_reader_unget(self->reader);
+            return false;
+        }
+        uint64_t seq = tf_window_next(self->window);
+        if (seq < self->resume_from) {
+            tf_window_push_done(self->window, seq);
+            self->stats.items++;
+            self->stats.skipped_resume++;
+            continue;
+        }
+        uint8_t *copy = NULL;
+        if (st == TF_RD_ITEM && len > 0) {
+            copy = malloc(len);
+            if (!copy) {
+                tf_reader_unget(self->reader);
+                return false;
+            }
+            memcpy(copy, data, len);
+        }
+        tf_window_push(self->window, seq, copy, (uint32_t)(st == TF_RD_ITEM ? len : 0));
+        self->stats.items++;
+        if (st == TF_RD_TOOLONG) {
+            tf_slot_t *slot = tf_window_get(self->window, seq);
+            char why[128];
+            snprintf(why, sizeof why, "input line %llu is longer than --max-item (%lld bytes)",
+                     (unsigned long long)line, (long long)self->cfg->max_item);
+            //  Take it out of the dispatch queue: pop order is FIFO, so it is
+            //  simplest to mark it failed and let pop skip it.
+            s_fail_final(self, seq, slot, why);
+        }
+    }
+    return false;
+}
+
+static void s_fill_input(tf_vent_t *self)
+{
+    if (self->input_done)
+        return;
+    ssize_t n = tf_reader_fill(self->reader);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        zsys_error("ventilator: cannot read input: %s", strerror(errno));
+        self->input_done = true;
+        self->total = tf_window_next(self->window);
+        self->stop_requested = true;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch
+
+static void s_dispatch_worker(tf_vent_t *self, int w)
+{
+    s_peer_t *p = &self->peers[w];
+    while (p->credit > 0 && tf_window_pending(self->window) > 0) {
+        tf_buf_t *b = &self->out;
+        if (tf_enc_batch_begin(b, TF_MSG_TASKS, self->job))
+            return;
+        uint32_t n = 0;
+        uint64_t seqs_first = 0;
+        int64_t now_ms = tf_now_ms();
+        int64_t now_us = tf_now_us();
+        uint64_t seq;
+        while ((int64_t)n < p->credit && (n == 0 || b->len < S_BATCH_BYTES) &&
+               tf_window_pop(self->window, &seq)) {
+            tf_slot_t *slot = tf_window_get(self->window, seq);
+            if (tf_enc_item(b, seq, slot->attempt + 1, slot->data, slot->len)) {
+                tf_window_requeue(self->window, seq);
+                break;
+            }
+            if (slot->attempt > 0)
+                self->stats.retried++;
+            slot->attempt++;
+            slot->state = TF_ITEM_LEASED;
+            slot->worker = w;
+            slot->sent_us = now_us;
+            slot->deadline = 0;
+            if (self->cfg->timeout_ms > 0) {
+                int64_t ahead = 1 + p->leased / (p->slots ? p->slots : 1);
+                slot->deadline =
+                    now_ms + (self->cfg->timeout_ms + self->cfg->heartbeat_timeout_ms) * ahead;
+            }
+            p->leased++;
+            if (n == 0)
+                seqs_first = seq;
+            n++;
+        }
+        if (n == 0)
+            return;
+        tf_enc_batch_finish(b, n);
+        p->credit -= n;
+        if (s_send(self, w, b) != 0) {
+            tf_debug("ventilator: TASKS to %s failed: %s", p->name, zmq_strerror(zmq_errno()));
+            s_peer_remove(self, w, "unreachable");
+            return;
+        }
+        self->stats.batches++;
+        TF_UNUSED(seqs_first);
+    }
+}
+
+static void s_dispatch(tf_vent_t *self)
+{
+    if (self->phase != S_RUNNING || self->sink < 0 || self->npeers == 0)
+        return;
+    uint32_t n = self->npeers;
+    for (uint32_t k = 0; k < n && tf_window_pending(self->window) > 0; k++) {
+        int w = (int)((self->rr + k) % n);
+        s_peer_t *p = &self->peers[w];
+        if (p->used && !p->is_sink && p->credit > 0)
+            s_dispatch_worker(self, w);
+    }
+    self->rr = (int)((self->rr + 1) % (n ? n : 1));
+}
+
+//  --------------------------------------------------------------------------
+//  Incoming messages
+
+static void s_malformed(tf_vent_t *self, const char *why)
+{
+    self->stats.malformed++;
+    if (tf_log_ratelimit(&self->rl))
+        tf_warn("ventilator: dropped malformed message: %s (%llu so far)", why,
+                (unsigned long long)self->stats.malformed);
+}
+
+static void s_send_welcome(tf_vent_t *self, int w)
+{
+    tf_welcome_t wl;
+    memset(&wl, 0, sizeof wl);
+    wl.hb_ivl_ms = (uint32_t)self->cfg->heartbeat_ms;
+    wl.hb_timeout_ms = (uint32_t)self->cfg->heartbeat_timeout_ms;
+    wl.timeout_ms = (uint32_t)(self->cfg->timeout_ms > UINT32_MAX ? UINT32_MAX
+                                                                  : self->cfg->timeout_ms);
+    wl.max_result = (uint32_t)self->cfg->max_result;
+    snprintf(wl.sink, sizeof wl.sink, "%s",
+             self->sink_override[0] ? self->sink_override : self->sink_ep);
+    if (tf_enc_welcome(&self->out, self->job, &wl) == 0)
+        s_send(self, w, &self->out);
+}
+
+static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
+{
+    tf_hello_t hello;
+    tf_proto_get_hello(data, size, &hello);
+    if (self->sink < 0 || self->phase != S_RUNNING) {
+        //  No sink yet, or job ending: the worker retries its HELLO.
+        if (self->phase >= S_ENDING) {
+            tf_enc_job_end(&self->out, self->job);
+            tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
+                        self->out.len);
+        }
+        return;
+    }
+    int w = s_peer_find(self, self->rx.rid, self->rx.rid_len);
+    if (w < 0) {
+        w = s_peer_add(self, self->rx.rid, self->rx.rid_len);
+        if (w < 0) {
+            tf_warn("ventilator: too many peers, HELLO from %s ignored", hello.name);
+            return;
+        }
+        s_peer_t *p = &self->peers[w];
+        p->slots = hello.slots;
+        snprintf(p->name, sizeof p->name, "%s", hello.name[0] ? hello.name : "worker");
+        self->nworkers++;
+        self->stats.workers_seen++;
+        tf_info("ventilator: worker %s joined with %u slot(s)", p->name, p->slots);
+    }
+    else if (self->peers[w].is_sink) {
+        s_malformed(self, "HELLO from the sink's connection");
+        return;
+    }
+    s_send_welcome(self, w);
+}
+
+static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size)
+{
+    s_peer_t *p = &self->peers[w];
+    uint32_t credit, count;
+    tf_proto_get_report(data, size, &credit, &count);
+    tf_iter_t it;
+    tf_iter_init(&it, data, size);
+    tf_done_t d;
+    int64_t now = tf_now_ms();
+    while (tf_iter_done(&it, &d)) {
+        tf_slot_t *slot = tf_window_get(self->window, d.seq);
+        //  Stale: acked meanwhile, re-leased elsewhere, or an old attempt.
+        if (!slot || slot->state != TF_ITEM_LEASED || slot->worker != w ||
+            slot->attempt != d.attempt)
+            continue;
+        s_unlease(self, slot);
+        if (d.status == TF_ST_OK) {
+            slot->state = TF_ITEM_COMPLETED;
+            slot->deadline = now + self->cfg->ack_timeout_ms;
+            p->done++;
+            tf_latency_add(&self->latency, d.duration_us);
+        }
+        else if (d.status == TF_ST_REQUEUE) {
+            slot->attempt--; //  not charged
+            tf_window_requeue(self->window, d.seq);
+        }
+        else {
+            slot->failures++;
+            slot->last_status = d.status;
+            p->failed++;
+            char why[96];
+            if (d.status == TF_ST_EXIT)
+                snprintf(why, sizeof why, "exit status %u", d.detail);
+            else if (d.status == TF_ST_SIGNAL)
+                snprintf(why, sizeof why, "killed by signal %u", d.detail);
+            else if (d.status == TF_ST_SPAWN)
+                snprintf(why, sizeof why, "cannot start command: %s", strerror((int)d.detail));
+            else
+                snprintf(why, sizeof why, "%s", tf_status_name(d.status));
+            if (d.status == TF_ST_BADITEM || slot->failures >= (uint32_t)self->cfg->retries) {
+                char full[512];
+                snprintf(full, sizeof full, "%s after %u attempt(s) (last on %s)", why,
+                         slot->failures, p->name);
+                s_fail_final(self, d.seq, slot, full);
+            }
+            else {
+                tf_info("ventilator: item %llu attempt %u failed on %s: %s, retrying",
+                        (unsigned long long)d.seq + 1, d.attempt, p->name, why);
+                tf_window_requeue(self->window, d.seq);
+            }
+        }
+    }
+    if (credit > 0)
+        p->credit += credit;
+}
+
+static void s_on_ack(tf_vent_t *self, const uint8_t *data, size_t size)
+{
+    tf_iter_t it;
+    tf_iter_init(&it, data, size);
+    tf_range_t r;
+    while (tf_iter_range(&it, &r)) {
+        uint64_t end = r.start + r.count;
+        uint64_t lo = r.start < tf_window_base(self->window) ? tf_window_base(self->window)
+                                                             : r.start;
+        uint64_t hi = end > tf_window_next(self->window) ? tf_window_next(self->window) : end;
+        for (uint64_t s = lo; s < hi; s++) {
+            tf_slot_t *slot = tf_window_get(self->window, s);
+            if (!slot)
+                continue;
+            s_unlease(self, slot);
+            if (slot->state != TF_ITEM_FAILED)
+                self->stats.done++;
+            tf_window_ack(self->window, s);
+        }
+    }
+    tf_progress_update(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
+}
+
+static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
+{
+    char ep[TF_MAX_ENDPOINT + 1];
+    uint64_t resume = 0;
+    tf_proto_get_sink_hello(data, size, ep, sizeof ep, &resume);
+    int s = s_peer_find(self, self->rx.rid, self->rx.rid_len);
+    if (s >= 0 && !self->peers[s].is_sink) {
+        s_malformed(self, "SINK_HELLO from a worker's connection");
+        return;
+    }
+    if (s < 0) {
+        if (self->sink >= 0)
+            s_peer_remove(self, self->sink, "replaced by a new sink");
+        s = s_peer_add(self, self->rx.rid, self->rx.rid_len);
+        if (s < 0)
+            return;
+        self->peers[s].is_sink = true;
+        snprintf(self->peers[s].name, sizeof self->peers[s].name, "sink");
+        self->sink = s;
+        //  A wildcard host means "where you see me from".
+        const char *peer = zmq_msg_gets(&self->rx.msg, "Peer-Address");
+        if (tf_net_fill_host(ep, peer, self->sink_ep, sizeof self->sink_ep))
+            snprintf(self->sink_ep, sizeof self->sink_ep, "%s", ep);
+        tf_info("ventilator: sink registered at %s", self->sink_ep);
+        //  Workers already here learn the (new) sink.
+        for (uint32_t i = 0; i < self->npeers; i++)
+            if (self->peers[i].used && !self->peers[i].is_sink)
+                s_send_welcome(self, (int)i);
+        //  Failed items whose SKIP went nowhere are re-sent by the scan.
+    }
+    if (resume > self->resume_from) {
+        //  The sink already holds everything below `resume` (--resume).
+        self->resume_from = resume;
+        uint64_t hi = resume < tf_window_next(self->window) ? resume : tf_window_next(self->window);
+        for (uint64_t q = tf_window_base(self->window); q < hi; q++) {
+            tf_slot_t *slot = tf_window_get(self->window, q);
+            if (slot) {
+                s_unlease(self, slot);
+                tf_window_ack(self->window, q);
+                self->stats.skipped_resume++;
+            }
+        }
+    }
+    tf_sink_welcome_t sw = {(uint32_t)self->cfg->window, (uint32_t)self->cfg->heartbeat_ms,
+                            (uint32_t)self->cfg->heartbeat_timeout_ms};
+    if (tf_enc_sink_welcome(&self->out, self->job, &sw) == 0)
+        s_send(self, s, &self->out);
+    if (self->phase >= S_ENDING && tf_enc_end(&self->out, self->job, self->end_total,
+                                              self->stats.failed) == 0)
+        s_send(self, s, &self->out);
+}
+
+static void s_handle(tf_vent_t *self)
+{
+    for (int budget = 1000; budget > 0; budget--) {
+        tf_rx_status_t st = tf_net_recv(self->router, true, &self->rx);
+        if (st == TF_RX_NONE)
+            return;
+        if (st == TF_RX_BAD) {
+            s_malformed(self, "bad framing");
+            continue;
+        }
+        const uint8_t *data = tf_rx_data(&self->rx);
+        size_t size = tf_rx_size(&self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
+            s_malformed(self, why);
+            continue;
+        }
+        if (hdr.type == TF_MSG_HELLO) {
+            s_on_hello(self, data, size);
+            continue;
+        }
+        if (hdr.type == TF_MSG_SINK_HELLO) {
+            s_on_sink_hello(self, data, size);
+            continue;
+        }
+        int peer = s_peer_find(self, self->rx.rid, self->rx.rid_len);
+        if (peer < 0 || hdr.job != self->job) {
+            //  Unknown session or another job: tell it to start over.
+            if (hdr.type == TF_MSG_REPORT || hdr.type == TF_MSG_HEARTBEAT) {
+                tf_enc_reset(&self->out, self->job, 1);
+                tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
+                            self->out.len);
+            }
+            else
+                s_malformed(self, "message from an unknown peer or job");
+            continue;
+        }
+        s_peer_t *p = &self->peers[peer];
+        p->last_heard = tf_now_ms();
+        switch (hdr.type) {
+        case TF_MSG_REPORT:
+            if (p->is_sink)
+                s_malformed(self, "REPORT from the sink");
+            else
+                s_on_report(self, peer, data, size);
+            break;
+        case TF_MSG_HEARTBEAT:
+            break;
+        case TF_MSG_ACK:
+            if (!p->is_sink)
+                s_malformed(self, "ACK from a worker");
+            else
+                s_on_ack(self, data, size);
+            break;
+        case TF_MSG_FINISHED:
+            if (p->is_sink && self->phase == S_ENDING) {
+                tf_finished_t f;
+                tf_proto_get_finished(data, size, &f);
+                self->phase = S_FINISHED;
+                tf_info("ventilator: sink finished, %llu results written",
+                        (unsigned long long)f.written);
+            }
+            break;
+        default:
+            s_malformed(self, "unexpected message type");
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
+{
+    tf_vent_t *self = arg;
+    int64_t now = tf_now_ms();
+    if (slot->deadline == 0 || slot->deadline > now)
+        return;
+    if (slot->state == TF_ITEM_LEASED) {
+        //  The worker kept neither the time limit nor in touch about it.
+        s_unlease(self, slot);
+        slot->failures++;
+        self->stats.resent_lease++;
+        if (slot->failures >= (uint32_t)self->cfg->retries)
+            s_fail_final(self, seq, slot, "lease expired (timeout)");
+        else {
+            tf_window_requeue(self->window, seq);
+            self->stats.retried++;
+        }
+    }
+    else if (slot->state == TF_ITEM_COMPLETED) {
+        //  Done but never acknowledged: the result was lost on the way.
+        self->stats.resent_ack++;
+        self->stats.retried++;
+        tf_window_requeue(self->window, seq);
+    }
+    else if (slot->state == TF_ITEM_FAILED) {
+        slot->deadline = now + self->cfg->ack_timeout_ms;
+        s_skip_add(self, seq);
+    }
+}
+
+static void s_timers(tf_vent_t *self)
+{
+    int64_t now = tf_now_ms();
+    if (now >= self->next_hb) {
+        self->next_hb = now + self->cfg->heartbeat_ms;
+        for (uint32_t i = 0; i < self->npeers; i++) {
+            s_peer_t *p = &self->peers[i];
+            if (!p->used)
+                continue;
+            if (now - p->last_heard > self->cfg->heartbeat_timeout_ms) {
+                s_peer_remove(self, (int)i, "no heartbeat");
+                continue;
+            }
+            if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out))
+                if (zmq_errno() == EHOSTUNREACH)
+                    s_peer_remove(self, (int)i, "disconnected");
+        }
+        tf_progress_update(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
+    }
+    if (now >= self->next_scan) {
+        self->next_scan = now + self->cfg->heartbeat_ms;
+        tf_window_each(self->window, TF_ITEM_LEASED, -1, s_expire_lease, self);
+        tf_window_each(self->window, TF_ITEM_COMPLETED, -1, s_expire_lease, self);
+        tf_window_each(self->window, TF_ITEM_FAILED, -1, s_expire_lease, self);
+    }
+}
+
+static void s_send_end(tf_vent_t *self)
+{
+    if (self->sink < 0)
+        return;
+    if (tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed) == 0)
+        s_send(self, self->sink, &self->out);
+    self->end_sent_ms = tf_now_ms();
+}
+
+static void s_phase(tf_vent_t *self)
+{
+    int64_t now = tf_now_ms();
+    if (self->phase == S_RUNNING && (atomic_load(&self->stop_requested) || tf_interrupted())) {
+        tf_warn("ventilator: stopping: no new items, draining %llu in flight",
+                (unsigned long long)(tf_window_next(self->window) - tf_window_base(self->window) -
+                                     tf_window_pending(self->window)));
+        self->phase = S_DRAINING;
+        self->input_done = true;
+        self->drain_deadline =
+            now + (self->cfg->timeout_ms > 0 ? self->cfg->timeout_ms : 0) +
+            2 * self->cfg->heartbeat_timeout_ms + self->cfg->ack_timeout_ms;
+    }
+    if (self->phase == S_RUNNING && self->input_done && tf_window_inflight(self->window) == 0) {
+        self->phase = S_ENDING;
+        self->end_total = self->total;
+        s_send_end(self);
+    }
+    if (self->phase == S_DRAINING) {
+        //  Done when nothing is leased or awaiting an ack any more.
+        bool busy = false;
+        for (uint64_t s = tf_window_base(self->window); s < tf_window_next(self->window); s++) {
+            tf_slot_t *slot = tf_window_get(self->window, s);
+            if (slot && (slot->state == TF_ITEM_LEASED || slot->state == TF_ITEM_COMPLETED)) {
+                busy = true;
+                break;
+            }
+        }
+        if (!busy || now >= self->drain_deadline) {
+            self->phase = S_ENDING;
+            //  Everything below base is acknowledged: the sink writes that prefix.
+            self->end_total = tf_window_base(self->window);
+            s_send_end(self);
+        }
+    }
+    if (self->phase == S_ENDING && now - self->end_sent_ms > self->cfg->heartbeat_ms * 2)
+        s_send_end(self);
+}
+
+int tf_vent_run(tf_vent_t *self)
+{
+    self->start_ms = tf_now_ms();
+    self->next_hb = self->start_ms;
+    self->next_scan = self->start_ms + self->cfg->heartbeat_ms;
+    void *handle = zsock_resolve(self->router);
+    while (self->phase != S_FINISHED && !atomic_load(&self->abort_requested)) {
+        bool more_input = self->phase == S_RUNNING && s_read_input(self);
+        s_dispatch(self);
+        s_skip_flush(self);
+        s_phase(self);
+        if (self->phase == S_FINISHED)
+            break;
+        bool want_input = !self->input_done && tf_window_has_room(self->window, 0);
+        zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, self->in_fd, ZMQ_POLLIN, 0}};
+        int64_t timeout = self->next_hb - tf_now_ms();
+        if (self->next_scan - tf_now_ms() < timeout)
+            timeout = self->next_scan - tf_now_ms();
+        if (timeout < 0 || more_input)
+            timeout = 0;
+        int rc = zmq_poll(items, want_input ? 2 : 1, (long)timeout);
+        if (rc < 0 && zmq_errno() != EINTR) {
+            zsys_error("ventilator: poll failed: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+            s_handle(self);
+        if (rc > 0 && want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+            s_fill_input(self);
+        s_timers(self);
+        if (self->tick)
+            self->tick(self, self->tick_arg);
+    }
+    self->stats.wall_ms = tf_now_ms() - self->start_ms;
+    //  Tell the workers the job is over so they can take the next one.
+    for (uint32_t i = 0; i < self->npeers; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (p->used && !p->is_sink && tf_enc_job_end(&self->out, self->job) == 0)
+            s_send(self, (int)i, &self->out);
+    }
+    tf_progress_finish(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
+    if (self->phase != S_FINISHED)
+        return 2;
+    if (tf_interrupted())
+        return 130;
+    return self->stats.failed > 0 ? 1 : 0;
+}
+
+int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_malformed)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return -1;
+    const tf_vent_stats_t *st = &self->stats;
+    double secs = st->wall_ms > 0 ? (double)st->wall_ms / 1000.0 : 0.001;
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddNumberToObject(root, "items", (double)st->items);
+    cJSON_AddNumberToObject(root, "done", (double)st->done);
+    cJSON_AddNumberToObject(root, "failed", (double)st->failed);
+    cJSON_AddNumberToObject(root, "retried", (double)st->retried);
+    cJSON_AddNumberToObject(root, "resent_lost_worker", (double)st->resent_lost);
+    cJSON_AddNumberToObject(root, "resent_lease", (double)st->resent_lease);
+    cJSON_AddNumberToObject(root, "resent_unacked", (double)st->resent_ack);
+    cJSON_AddNumberToObject(root, "skipped_resume", (double)st->skipped_resume);
+    cJSON_AddNumberToObject(root, "malformed_dropped", (double)(st->malformed + extra_malformed));
+    cJSON_AddNumberToObject(root, "batches", (double)st->batches);
+    cJSON_AddNumberToObject(root, "workers_seen", (double)st->workers_seen);
+    cJSON_AddNumberToObject(root, "workers_lost", (double)st->workers_lost);
+    cJSON_AddNumberToObject(root, "loss_detect_ms", (double)st->first_loss_detect_ms);
+    cJSON_AddNumberToObject(root, "wall_ms", (double)st->wall_ms);
+    cJSON_AddNumberToObject(root, "throughput_per_s", (double)st->done / secs);
+    cJSON *lat = cJSON_AddObjectToObject(root, "latency_us");
+    if (lat) {
+        const tf_latency_t *l = &self->latency;
+        cJSON_AddNumberToObject(lat, "count", (double)l->count);
+        cJSON_AddNumberToObject(lat, "mean", l->count ? (double)l->sum_us / (double)l->count : 0);
+        cJSON_AddNumberToObject(lat, "p50", (double)tf_latency_percentile(l, 50));
+        cJSON_AddNumberToObject(lat, "p90", (double)tf_latency_percentile(l, 90));
+        cJSON_AddNumberToObject(lat, "p99", (double)tf_latency_percentile(l, 99));
+        cJSON_AddNumberToObject(lat, "max", (double)l->max_us);
+    }
+    cJSON *workers = cJSON_AddArrayToObject(root, "workers");
+    for (uint32_t i = 0; workers && i < self->npeers; i++) {
+        const s_peer_t *p = &self->peers[i];
+        if (p->is_sink)
+            continue;
+        cJSON *w = cJSON_CreateObject();
+        if (!w)
+            break;
+        cJSON_AddStringToObject(w, "name", p->name);
+        cJSON_AddNumberToObject(w, "slots", p->slots);
+        cJSON_AddNumberToObject(w, "done", (double)p->done);
+        cJSON_AddNumberToObject(w, "failed", (double)p->failed);
+        cJSON_AddBoolToObject(w, "lost", !p->used);
+        cJSON_AddItemToArray(workers, w);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return -1;
+    int rc = -1;
+    FILE *f = fopen(path, "w");
+    if (f) {
+        rc = fputs(text, f) < 0 ? -1 : 0;
+        fputc('\n', f);
+        if (fclose(f))
+            rc = -1;
+    }
+    if (rc)
+        zsys_error("ventilator: cannot write --stats file '%s': %s", path, strerror(errno));
+    free(text);
+    return rc;
+}

@@ -1,0 +1,1062 @@
+/*  tf_worker.c -- the worker: asks the ventilator for items by credit, runs
+    them in N slots, sends results to the sink and reports completions.
+
+    Exec mode: one child per item (posix_spawn, no shell), the item on its
+    stdin and in place of {}; the result is its whole stdout.
+    Pipe mode: one long-lived co-process per slot on a raw pseudo-terminal
+    (or pipes with --no-pty); items are written one per line, and each line
+    it answers is the result of the oldest unanswered item.
+*/
+#define _GNU_SOURCE
+#include "tf_worker.h"
+
+#include "tf_log.h"
+#include "tf_net.h"
+#include "tf_proc.h"
+#include "tf_proto.h"
+#include "tf_signal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_READ_CHUNK (64 * 1024)
+#define S_RESULTS_FLUSH (256 * 1024)
+#define S_PREFETCH_US 20000 //  keep about this much work queued per slot
+#define S_MAX_PREFETCH 8192
+#define S_PIPE_DEPTH 4096      //  items inside one co-process at most
+#define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
+
+typedef struct s_task {
+    struct s_task *next;
+    uint64_t job;
+    uint64_t session;
+    uint64_t seq;
+    uint32_t attempt;
+    uint32_t len;
+    int64_t start_us; //  when it started running (became head, in pipe mode)
+    uint8_t data[];
+} s_task_t;
+
+typedef struct {
+    s_task_t *head;
+    s_task_t *tail;
+    size_t count;
+} s_queue_t;
+
+static void s_q_push(s_queue_t *q, s_task_t *t)
+{
+    t->next = NULL;
+    if (q->tail)
+        q->tail->next = t;
+    else
+        q->head = t;
+    q->tail = t;
+    q->count++;
+}
+
+static void s_q_push_front(s_queue_t *q, s_task_t *t)
+{
+    t->next = q->head;
+    q->head = t;
+    if (!q->tail)
+        q->tail = t;
+    q->count++;
+}
+
+static s_task_t *s_q_pop(s_queue_t *q)
+{
+    s_task_t *t = q->head;
+    if (!t)
+        return NULL;
+    q->head = t->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->count--;
+    t->next = NULL;
+    return t;
+}
+
+static void s_q_clear(s_queue_t *q)
+{
+    s_task_t *t;
+    while ((t = s_q_pop(q)))
+        free(t);
+}
+
+typedef struct {
+    int index;
+    pid_t pid;
+    int pidfd;
+    bool exited;
+    int wstatus;
+    //  exec mode
+    s_task_t *task;
+    int in_fd;
+    size_t in_off;
+    int out_fd;
+    bool out_eof;
+    tf_buf_t out;
+    int64_t deadline_ms;
+    int kill_status; //  TF_ST_TIMEOUT / TF_ST_TOOBIG when we killed it
+    //  pipe mode
+    int wfd;
+    int rfd;
+    tf_buf_t wbuf;
+    tf_buf_t rbuf;
+    size_t rscan;
+    s_queue_t outstanding;
+    int64_t head_since_ms;
+    int64_t started_ms;
+} s_slot_t;
+
+typedef enum { S_JOINING, S_ACTIVE } s_state_t;
+
+struct _tf_worker_t {
+    const tf_config_t *cfg;
+    char *path; //  resolved command
+    bool braces;
+    bool pipe;
+    char delim;
+    int nslots;
+    s_slot_t *slots;
+    //  session with the ventilator
+    zsock_t *dealer;
+    zsock_t *push;
+    char push_ep[TF_MAX_ENDPOINT + 1];
+    char vent_host[256];
+    s_state_t state;
+    uint64_t session;
+    uint64_t job;
+    uint32_t hb_ivl;
+    uint32_t hb_timeout;
+    int64_t timeout_ms;
+    uint32_t max_result;
+    int64_t last_heard;
+    int64_t next_hb;
+    int64_t next_hello;
+    int64_t session_start;
+    int64_t outstanding_credit;
+    double avg_us;
+    s_queue_t queue;
+    //  outgoing batches
+    tf_buf_t results;
+    uint32_t results_count;
+    uint64_t results_job;
+    tf_buf_t report;
+    uint32_t report_count;
+    tf_buf_t msg;
+    tf_limits_t limits;
+    tf_ratelimit_t rl;
+    tf_rx_t rx;
+    char name[TF_MAX_NAME + 1];
+    bool job_ended;
+    uint64_t malformed;
+    uint64_t done;
+};
+
+//  --------------------------------------------------------------------------
+//  Setup
+
+tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen)
+{
+    tf_worker_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->pipe = cfg->pipe;
+    self->delim = cfg->null_sep ? '\0' : '\n';
+    self->nslots = cfg->workers > 0 ? (int)cfg->workers : tf_online_cpus();
+    self->hb_ivl = (uint32_t)cfg->heartbeat_ms;
+    self->hb_timeout = (uint32_t)cfg->heartbeat_timeout_ms;
+    self->max_result = (uint32_t)cfg->max_result;
+    tf_buf_init(&self->results);
+    tf_buf_init(&self->report);
+    tf_buf_init(&self->msg);
+    tf_rx_init(&self->rx);
+    tf_limits_default(&self->limits);
+    self->limits.max_item = (uint32_t)cfg->max_item;
+    if (cfg->plugin) {
+        snprintf(err, errlen, "worker: --plugin is not supported by this build yet");
+        goto fail;
+    }
+    if (cfg->argc == 0) {
+        snprintf(err, errlen, "worker: missing COMMAND");
+        goto fail;
+    }
+    self->path = tf_proc_which(cfg->argv[0]);
+    if (!self->path) {
+        snprintf(err, errlen, "worker: command '%s' %s", cfg->argv[0],
+                 errno == EACCES ? "is not executable" : "not found");
+        goto fail;
+    }
+    self->braces = tf_proc_has_braces(cfg->argv, cfg->argc);
+    self->slots = calloc((size_t)self->nslots, sizeof *self->slots);
+    if (!self->slots) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        s->index = i;
+        s->pidfd = s->in_fd = s->out_fd = s->wfd = s->rfd = -1;
+        tf_buf_init(&s->out);
+        tf_buf_init(&s->wbuf);
+        tf_buf_init(&s->rbuf);
+    }
+    char host[200] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(self->name, sizeof self->name, "%s:%d", host, (int)getpid());
+    tf_net_host_of(cfg->connect ? cfg->connect : "", self->vent_host, sizeof self->vent_host);
+    self->avg_us = 0;
+    return self;
+fail:
+    tf_worker_destroy(&self);
+    return NULL;
+}
+
+static void s_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void s_slot_reap(s_slot_t *s)
+{
+    if (s->pid > 0 && !s->exited) {
+        tf_proc_kill(s->pid);
+        waitpid(s->pid, &s->wstatus, 0);
+    }
+    s->pid = 0;
+    s->exited = false;
+    s_close(&s->pidfd);
+}
+
+void tf_worker_destroy(tf_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tf_worker_t *self = *self_p;
+    for (int i = 0; self->slots && i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        s_slot_reap(s);
+        s_close(&s->in_fd);
+        s_close(&s->out_fd);
+        if (s->wfd == s->rfd)
+            s->rfd = -1;
+        s_close(&s->wfd);
+        s_close(&s->rfd);
+        free(s->task);
+        s_q_clear(&s->outstanding);
+        tf_buf_free(&s->out);
+        tf_buf_free(&s->wbuf);
+        tf_buf_free(&s->rbuf);
+    }
+    free(self->slots);
+    s_q_clear(&self->queue);
+    tf_rx_close(&self->rx);
+    zsock_destroy(&self->dealer);
+    zsock_destroy(&self->push);
+    tf_buf_free(&self->results);
+    tf_buf_free(&self->report);
+    tf_buf_free(&self->msg);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Outgoing: results to the sink, completions + credit to the ventilator
+
+static void s_results_flush(tf_worker_t *self)
+{
+    if (self->results_count == 0)
+        return;
+    tf_enc_batch_finish(&self->results, self->results_count);
+    if (self->push &&
+        tf_net_send(self->push, NULL, 0, self->results.data, self->results.len) != 0)
+        //  Lost here means re-sent by the ventilator after its ack timeout.
+        tf_debug("worker: results not sent: %s", zmq_strerror(zmq_errno()));
+    self->results_count = 0;
+    self->results.len = 0;
+}
+
+//  Adds a result record; the data is written by the caller into the
+//  returned space.
+static uint8_t *s_result_reserve(tf_worker_t *self, const s_task_t *t, size_t len)
+{
+    if (self->results_count > 0 &&
+        (self->results_job != t->job || self->results.len + len > S_RESULTS_FLUSH))
+        s_results_flush(self);
+    if (self->results_count == 0) {
+        if (tf_enc_batch_begin(&self->results, TF_MSG_RESULTS, t->job))
+            return NULL;
+        self->results_job = t->job;
+    }
+    uint8_t *p = tf_enc_item_reserve(&self->results, t->seq, t->attempt, (uint32_t)len);
+    if (p)
+        self->results_count++;
+    return p;
+}
+
+static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t detail)
+{
+    int64_t now = tf_now_us();
+    int64_t dur = now - t->start_us;
+    if (dur < 0)
+        dur = 0;
+    if (status == TF_ST_OK || status == TF_ST_EXIT) {
+        //  Exponential moving average of item cost, for the credit size.
+        double d = (double)dur;
+        self->avg_us = self->avg_us == 0 ? d : self->avg_us * 0.9 + d * 0.1;
+    }
+    self->done++;
+    if (t->session != self->session || self->state != S_ACTIVE)
+        return; //  that session is gone; the ventilator re-leased the item
+    if (self->report_count == 0 && tf_enc_report_begin(&self->report, self->job, 0))
+        return;
+    tf_done_t d = {t->seq, t->attempt, (uint8_t)status, detail,
+                   (uint32_t)(dur > UINT32_MAX ? UINT32_MAX : dur)};
+    if (tf_enc_done(&self->report, &d) == 0)
+        self->report_count++;
+}
+
+static size_t s_running(tf_worker_t *self)
+{
+    size_t n = 0;
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        n += s->task ? 1 : 0;
+        n += s->outstanding.count;
+    }
+    return n;
+}
+
+static int64_t s_target(tf_worker_t *self)
+{
+    int64_t extra = self->nslots;
+    if (self->avg_us > 0) {
+        double e = (double)self->nslots * S_PREFETCH_US / self->avg_us;
+        if (e > extra)
+            extra = e > S_MAX_PREFETCH ? S_MAX_PREFETCH : (int64_t)e;
+    }
+    return self->nslots + extra;
+}
+
+static void s_report_flush(tf_worker_t *self)
+{
+    if (self->state != S_ACTIVE || self->job_ended)
+        return;
+    int64_t have = (int64_t)(self->queue.count + s_running(self)) + self->outstanding_credit;
+    int64_t target = s_target(self);
+    int64_t want = target - have;
+    //  Ask in chunks: not for every single item when items are tiny.
+    int64_t min_ask = target / 4 > 1 ? target / 4 : 1;
+    if (want < min_ask)
+        want = 0;
+    if (self->report_count == 0 && want == 0)
+        return;
+    if (self->report_count == 0 && tf_enc_report_begin(&self->report, self->job, 0))
+        return;
+    tf_enc_report_set_credit(&self->report, (uint32_t)want);
+    tf_enc_batch_finish(&self->report, self->report_count);
+    if (tf_net_send(self->dealer, NULL, 0, self->report.data, self->report.len) == 0)
+        self->outstanding_credit += want;
+    self->report_count = 0;
+    self->report.len = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Exec mode: one child per item
+
+static int s_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t detail)
+{
+    s_task_t *t = s->task;
+    if (status == TF_ST_OK) {
+        uint8_t *p = s_result_reserve(self, t, s->out.len);
+        if (p && s->out.len)
+            memcpy(p, s->out.data, s->out.len);
+    }
+    s_report(self, t, status, detail);
+    free(t);
+    s->task = NULL;
+    s->out.len = 0;
+    s_close(&s->in_fd);
+    s_close(&s->out_fd);
+    s_close(&s->pidfd);
+    s->pid = 0;
+    s->exited = false;
+    s->kill_status = 0;
+}
+
+static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
+{
+    t->start_us = tf_now_us();
+    s->task = t;
+    s->in_off = 0;
+    s->out_eof = false;
+    s->exited = false;
+    s->kill_status = 0;
+    s->out.len = 0;
+    s->deadline_ms = self->timeout_ms > 0 ? tf_now_ms() + self->timeout_ms : 0;
+    char **argv = NULL;
+    if (self->braces) {
+        argv = tf_proc_argv(self->cfg->argv, self->cfg->argc, t->data, t->len);
+        if (!argv) {
+            s_exec_finish(self, s, errno == EINVAL ? TF_ST_BADITEM : TF_ST_SPAWN, (uint32_t)errno);
+            return;
+        }
+    }
+    int in[2] = {-1, -1}, out[2] = {-1, -1};
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+        int e = errno;
+        s_close(&in[0]);
+        s_close(&in[1]);
+        tf_proc_argv_free(argv);
+        s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
+        return;
+    }
+    pid_t pid = tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, in[0], out[1], false);
+    int e = errno;
+    tf_proc_argv_free(argv);
+    close(in[0]);
+    close(out[1]);
+    s->in_fd = in[1];
+    s->out_fd = out[0];
+    if (pid < 0) {
+        s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
+        return;
+    }
+    s->pid = pid;
+    s->pidfd = tf_proc_pidfd(pid);
+    s_set_nonblock(s->in_fd);
+    s_set_nonblock(s->out_fd);
+    if (t->len == 0)
+        s_close(&s->in_fd);
+}
+
+static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
+{
+    if (!s->task || !s->pid)
+        return;
+    if (!s->exited && s->pidfd < 0) {
+        //  No pidfd: poll the exit with WNOHANG.
+        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid)
+            s->exited = true;
+    }
+    if (!s->exited || !s->out_eof)
+        return;
+    int st = s->wstatus;
+    if (s->kill_status)
+        s_exec_finish(self, s, s->kill_status, 0);
+    else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        s_exec_finish(self, s, TF_ST_OK, 0);
+    else if (WIFEXITED(st))
+        s_exec_finish(self, s, TF_ST_EXIT, (uint32_t)WEXITSTATUS(st));
+    else
+        s_exec_finish(self, s, TF_ST_SIGNAL, (uint32_t)(WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+}
+
+static void s_exec_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_read, bool pid_ready)
+{
+    if (can_write && s->in_fd >= 0) {
+        s_task_t *t = s->task;
+        ssize_t n = write(s->in_fd, t->data + s->in_off, t->len - s->in_off);
+        if (n > 0)
+            s->in_off += (size_t)n;
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || s->in_off >= t->len)
+            s_close(&s->in_fd); //  done, or the command does not read stdin (EPIPE)
+    }
+    if (can_read && s->out_fd >= 0) {
+        for (int k = 0; k < 16; k++) {
+            if (tf_buf_reserve(&s->out, S_READ_CHUNK))
+                break;
+            ssize_t n = read(s->out_fd, s->out.data + s->out.len, S_READ_CHUNK);
+            if (n > 0) {
+                s->out.len += (size_t)n;
+                if (s->out.len > self->max_result && !s->kill_status) {
+                    s->kill_status = TF_ST_TOOBIG;
+                    tf_proc_kill(s->pid);
+                }
+                if (s->kill_status)
+                    s->out.len = 0;
+                continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                s->out_eof = true;
+                s_close(&s->out_fd);
+            }
+            break;
+        }
+    }
+    if (pid_ready && !s->exited) {
+        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+            s->exited = true;
+            s_close(&s->in_fd);
+        }
+    }
+    s_exec_check_done(self, s);
+}
+
+//  --------------------------------------------------------------------------
+//  Pipe mode: one co-process per slot
+
+static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
+{
+    int child_in = -1, child_out = -1;
+    if (!self->cfg->no_pty) {
+        int m, sl;
+        if (tf_pty_open(&m, &sl)) {
+            zsys_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)",
+                       strerror(errno));
+            return -1;
+        }
+        s->wfd = s->rfd = m;
+        child_in = child_out = sl;
+    }
+    else {
+        int in[2], out[2];
+        if (pipe2(in, O_CLOEXEC))
+            return -1;
+        if (pipe2(out, O_CLOEXEC)) {
+            close(in[0]);
+            close(in[1]);
+            return -1;
+        }
+        s->wfd = in[1];
+        s->rfd = out[0];
+        child_in = in[0];
+        child_out = out[1];
+    }
+    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out, !self->cfg->no_pty);
+    int e = errno;
+    close(child_in);
+    if (child_out != child_in)
+        close(child_out);
+    if (pid < 0) {
+        zsys_error("worker: cannot start '%s': %s", self->path, strerror(e));
+        if (s->wfd == s->rfd)
+            s->rfd = -1;
+        s_close(&s->wfd);
+        s_close(&s->rfd);
+        return -1;
+    }
+    s->pid = pid;
+    s->pidfd = tf_proc_pidfd(pid);
+    s->exited = false;
+    s->started_ms = tf_now_ms();
+    s_set_nonblock(s->wfd);
+    if (s->rfd != s->wfd)
+        s_set_nonblock(s->rfd);
+    s->wbuf.len = 0;
+    s->rbuf.len = 0;
+    s->rscan = 0;
+    return 0;
+}
+
+//  The co-process is gone (died, hung, or misbehaved): the oldest
+//  unanswered item is charged with `status`; the others go back to the
+//  queue uncharged. The next item starts a fresh co-process.
+static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t detail)
+{
+    if (s->pid > 0 && !s->exited) {
+        tf_proc_kill(s->pid);
+        waitpid(s->pid, &s->wstatus, 0);
+        s->exited = true;
+    }
+    if (status == 0 && s->exited) {
+        int st = s->wstatus;
+        status = WIFSIGNALED(st) ? TF_ST_SIGNAL : TF_ST_EXIT;
+        detail = (uint32_t)(WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    }
+    s->pid = 0;
+    s->exited = false;
+    s_close(&s->pidfd);
+    if (s->wfd == s->rfd)
+        s->rfd = -1;
+    s_close(&s->wfd);
+    s_close(&s->rfd);
+    s_task_t *head = s_q_pop(&s->outstanding);
+    if (head) {
+        tf_warn("worker: co-process of slot %d ended (%s %u) on item %llu", s->index,
+                tf_status_name(status), detail, (unsigned long long)head->seq + 1);
+        s_report(self, head, status, detail);
+        free(head);
+    }
+    //  Give the rest back in order, at the front of the queue.
+    s_queue_t back = s->outstanding;
+    memset(&s->outstanding, 0, sizeof s->outstanding);
+    s_task_t *rev = NULL;
+    s_task_t *t;
+    while ((t = s_q_pop(&back))) {
+        t->next = rev;
+        rev = t;
+    }
+    while (rev) {
+        t = rev;
+        rev = rev->next;
+        s_q_push_front(&self->queue, t);
+    }
+    s->wbuf.len = 0;
+    s->rbuf.len = 0;
+    s->rscan = 0;
+}
+
+static void s_pipe_feed(tf_worker_t *self, s_slot_t *s)
+{
+    while (self->queue.count > 0 && s->outstanding.count < S_PIPE_DEPTH &&
+           s->wbuf.len < S_PIPE_WBUF) {
+        if (s->pid == 0 && s_pipe_spawn(self, s))
+            return;
+        s_task_t *t = s_q_pop(&self->queue);
+        if (memchr(t->data, self->delim, t->len)) {
+            t->start_us = tf_now_us();
+            s_report(self, t, TF_ST_BADITEM, 0);
+            free(t);
+            continue;
+        }
+        if (tf_buf_reserve(&s->wbuf, (size_t)t->len + 1)) {
+            s_q_push_front(&self->queue, t);
+            return;
+        }
+        memcpy(s->wbuf.data + s->wbuf.len, t->data, t->len);
+        s->wbuf.len += t->len;
+        s->wbuf.data[s->wbuf.len++] = (uint8_t)self->delim;
+        if (s->outstanding.count == 0) {
+            s->head_since_ms = tf_now_ms();
+            t->start_us = tf_now_us();
+        }
+        s_q_push(&s->outstanding, t);
+    }
+}
+
+static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
+{
+    size_t start = 0;
+    while (start < s->rbuf.len) {
+        size_t from = start + (s->rscan > start ? s->rscan - start : 0);
+        uint8_t *hit = memchr(s->rbuf.data + from, self->delim, s->rbuf.len - from);
+        if (!hit) {
+            s->rscan = s->rbuf.len;
+            break;
+        }
+        size_t end = (size_t)(hit - s->rbuf.data) + 1; //  include the terminator
+        s_task_t *t = s_q_pop(&s->outstanding);
+        if (!t) {
+            if (tf_log_ratelimit(&self->rl))
+                tf_warn("worker: co-process wrote a line with no item waiting; dropped");
+        }
+        else {
+            uint8_t *p = s_result_reserve(self, t, end - start);
+            if (p)
+                memcpy(p, s->rbuf.data + start, end - start);
+            s_report(self, t, TF_ST_OK, 0);
+            free(t);
+            if (s->outstanding.head) {
+                s->head_since_ms = tf_now_ms();
+                s->outstanding.head->start_us = tf_now_us();
+            }
+        }
+        start = end;
+        s->rscan = start;
+    }
+    if (start > 0) {
+        tf_buf_consume(&s->rbuf, start);
+        s->rscan = s->rscan >= start ? s->rscan - start : 0;
+    }
+    if (s->rbuf.len > self->max_result && s->outstanding.count > 0)
+        s_pipe_down(self, s, TF_ST_TOOBIG, 0);
+}
+
+static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_read, bool pid_ready)
+{
+    bool dead = false;
+    if (can_read && s->rfd >= 0) {
+        for (int k = 0; k < 16; k++) {
+            if (tf_buf_reserve(&s->rbuf, S_READ_CHUNK))
+                break;
+            ssize_t n = read(s->rfd, s->rbuf.data + s->rbuf.len, S_READ_CHUNK);
+            if (n > 0) {
+                s->rbuf.len += (size_t)n;
+                continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                dead = true; //  EOF, or EIO on a pty whose child is gone
+            break;
+        }
+        s_pipe_lines(self, s);
+        if (s->pid == 0)
+            return; //  s_pipe_lines took it down
+    }
+    if (can_write && s->wfd >= 0 && s->wbuf.len > 0) {
+        ssize_t n = write(s->wfd, s->wbuf.data, s->wbuf.len);
+        if (n > 0)
+            tf_buf_consume(&s->wbuf, (size_t)n);
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            dead = true;
+    }
+    if (pid_ready && !s->exited && waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+        s->exited = true;
+        //  Collect what it wrote before dying.
+        if (s->rfd >= 0) {
+            for (;;) {
+                if (tf_buf_reserve(&s->rbuf, S_READ_CHUNK))
+                    break;
+                ssize_t n = read(s->rfd, s->rbuf.data + s->rbuf.len, S_READ_CHUNK);
+                if (n <= 0)
+                    break;
+                s->rbuf.len += (size_t)n;
+            }
+            s_pipe_lines(self, s);
+            if (s->pid == 0)
+                return;
+        }
+        dead = true;
+    }
+    if (dead) {
+        if (!s->exited && s->pid > 0) {
+            //  Its output closed; reap it (it is exiting, or we make it).
+            tf_proc_kill(s->pid);
+            waitpid(s->pid, &s->wstatus, 0);
+            s->exited = true;
+        }
+        s_pipe_down(self, s, 0, 0);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Timeouts
+
+static void s_check_timeouts(tf_worker_t *self)
+{
+    if (self->timeout_ms <= 0)
+        return;
+    int64_t now = tf_now_ms();
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        if (!self->pipe && s->task && s->pid > 0 && !s->kill_status && now >= s->deadline_ms) {
+            s->kill_status = TF_ST_TIMEOUT;
+            tf_proc_kill(s->pid);
+        }
+        if (self->pipe && s->outstanding.count > 0 && now - s->head_since_ms >= self->timeout_ms)
+            s_pipe_down(self, s, TF_ST_TIMEOUT, 0);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Session with the ventilator
+
+static void s_session_new(tf_worker_t *self)
+{
+    zsock_destroy(&self->dealer);
+    self->dealer = zsock_new(ZMQ_DEALER);
+    if (!self->dealer)
+        return;
+    tf_net_setup(self->dealer, (int64_t)self->cfg->max_item + (4 << 20));
+    //  A fresh routing id per session: the ventilator sees a new worker,
+    //  and messages of the old session cannot be mistaken for this one.
+    char rid[320];
+    snprintf(rid, sizeof rid, "W%s-%llu", self->name, (unsigned long long)++self->session);
+    zsock_set_identity(self->dealer, rid);
+    if (zsock_connect(self->dealer, "%s", self->cfg->connect) < 0)
+        zsys_error("worker: cannot connect to '%s': %s", self->cfg->connect,
+                   zmq_strerror(zmq_errno()));
+    self->state = S_JOINING;
+    self->job_ended = false;
+    self->outstanding_credit = 0;
+    self->report_count = 0;
+    self->report.len = 0;
+    int64_t now = tf_now_ms();
+    self->session_start = now;
+    self->next_hello = now;
+    self->last_heard = now;
+    //  Items queued but not started belong to the old session: drop them
+    //  (the ventilator re-leases them). Running ones finish and their
+    //  results still go to the sink, which keeps the first copy.
+    s_q_clear(&self->queue);
+}
+
+static void s_set_sink(tf_worker_t *self, const char *endpoint)
+{
+    char ep[TF_MAX_ENDPOINT + 1];
+    if (tf_net_fill_host(endpoint, self->vent_host, ep, sizeof ep))
+        return;
+    if (self->push && strcmp(ep, self->push_ep) == 0)
+        return;
+    s_results_flush(self);
+    zsock_destroy(&self->push);
+    self->push = zsock_new(ZMQ_PUSH);
+    if (!self->push)
+        return;
+    tf_net_setup(self->push, 1 << 20);
+    zsock_set_linger(self->push, 2000); //  let results leave on exit
+    if (zsock_connect(self->push, "%s", ep) < 0) {
+        zsys_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
+        zsock_destroy(&self->push);
+        return;
+    }
+    snprintf(self->push_ep, sizeof self->push_ep, "%s", ep);
+    tf_info("worker: results go to %s", ep);
+}
+
+static void s_malformed(tf_worker_t *self, const char *why)
+{
+    self->malformed++;
+    if (tf_log_ratelimit(&self->rl))
+        tf_warn("worker: dropped malformed message: %s", why);
+}
+
+static void s_on_tasks(tf_worker_t *self, const uint8_t *data, size_t size)
+{
+    tf_iter_t it;
+    tf_iter_init(&it, data, size);
+    tf_item_t rec;
+    uint32_t n = tf_iter_count(&it);
+    self->outstanding_credit -= n;
+    if (self->outstanding_credit < 0)
+        self->outstanding_credit = 0;
+    while (tf_iter_item(&it, &rec)) {
+        s_task_t *t = malloc(sizeof *t + rec.len);
+        if (!t)
+            break; //  lease runs out; another worker gets it
+        t->job = self->job;
+        t->session = self->session;
+        t->seq = rec.seq;
+        t->attempt = rec.attempt;
+        t->len = rec.len;
+        t->start_us = 0;
+        if (rec.len)
+            memcpy(t->data, rec.data, rec.len);
+        s_q_push(&self->queue, t);
+    }
+}
+
+//  Returns -1 when the worker should exit (--once job over).
+static int s_on_ventilator(tf_worker_t *self)
+{
+    for (int budget = 256; budget > 0; budget--) {
+        tf_rx_status_t st = tf_net_recv(self->dealer, false, &self->rx);
+        if (st == TF_RX_NONE)
+            return 0;
+        if (st == TF_RX_BAD) {
+            s_malformed(self, "bad framing");
+            continue;
+        }
+        const uint8_t *data = tf_rx_data(&self->rx);
+        size_t size = tf_rx_size(&self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
+            s_malformed(self, why);
+            continue;
+        }
+        self->last_heard = tf_now_ms();
+        switch (hdr.type) {
+        case TF_MSG_WELCOME: {
+            tf_welcome_t w;
+            tf_proto_get_welcome(data, size, &w);
+            if (self->state == S_ACTIVE && hdr.job != self->job) {
+                s_session_new(self);
+                break;
+            }
+            self->job = hdr.job;
+            self->hb_ivl = w.hb_ivl_ms;
+            self->hb_timeout = w.hb_timeout_ms;
+            self->timeout_ms = w.timeout_ms;
+            self->max_result = w.max_result < self->cfg->max_result ? w.max_result
+                                                                    : (uint32_t)self->cfg->max_result;
+            s_set_sink(self, self->cfg->sink ? self->cfg->sink : w.sink);
+            if (self->state != S_ACTIVE)
+                tf_info("worker: joined job %016llx", (unsigned long long)self->job);
+            self->state = S_ACTIVE;
+            break;
+        }
+        case TF_MSG_TASKS:
+            if (self->state == S_ACTIVE && hdr.job == self->job)
+                s_on_tasks(self, data, size);
+            break;
+        case TF_MSG_HEARTBEAT:
+            break;
+        case TF_MSG_RESET:
+            tf_info("worker: ventilator asked for a new session");
+            s_session_new(self);
+            return 0;
+        case TF_MSG_JOB_END:
+            if (self->state == S_ACTIVE && hdr.job != self->job)
+                break;
+            tf_info("worker: job over");
+            s_q_clear(&self->queue);
+            self->job_ended = true;
+            if (self->cfg->once)
+                return -1;
+            s_session_new(self);
+            return 0;
+        default:
+            s_malformed(self, "unexpected message type");
+        }
+    }
+    return 0;
+}
+
+static void s_timers(tf_worker_t *self)
+{
+    int64_t now = tf_now_ms();
+    if (self->state == S_JOINING && now >= self->next_hello) {
+        if (tf_enc_hello(&self->msg, 0, (uint32_t)self->nslots, self->name) == 0)
+            tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+        self->next_hello = now + self->hb_ivl;
+        //  A ventilator that never answers: start over on a fresh socket.
+        if (now - self->session_start > 4 * (int64_t)self->hb_timeout)
+            s_session_new(self);
+    }
+    if (self->state == S_ACTIVE) {
+        if (now >= self->next_hb) {
+            uint32_t load = (uint32_t)(self->queue.count + s_running(self));
+            if (tf_enc_heartbeat(&self->msg, self->job, load) == 0)
+                tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+            self->next_hb = now + self->hb_ivl;
+        }
+        if (now - self->last_heard > self->hb_timeout) {
+            tf_warn("worker: ventilator silent for %lld ms, starting a new session",
+                    (long long)(now - self->last_heard));
+            s_session_new(self);
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Main loop
+
+static void s_start_work(tf_worker_t *self)
+{
+    for (int i = 0; i < self->nslots && self->queue.count > 0; i++) {
+        s_slot_t *s = &self->slots[i];
+        if (self->pipe)
+            s_pipe_feed(self, s);
+        else if (!s->task)
+            s_exec_start(self, s, s_q_pop(&self->queue));
+    }
+}
+
+static bool s_idle(tf_worker_t *self)
+{
+    return self->queue.count == 0 && s_running(self) == 0;
+}
+
+int tf_worker_run(tf_worker_t *self)
+{
+    s_session_new(self);
+    if (!self->dealer) {
+        zsys_error("worker: cannot create socket");
+        return 2;
+    }
+    size_t cap = 1 + 3 * (size_t)self->nslots;
+    zmq_pollitem_t *items = calloc(cap, sizeof *items);
+    int *owner = calloc(cap, sizeof *owner);
+    int *role = calloc(cap, sizeof *role);
+    if (!items || !owner || !role) {
+        free(items);
+        free(owner);
+        free(role);
+        return 2;
+    }
+    int rc = 0;
+    bool leaving = false;
+    while (!leaving) {
+        if (tf_interrupted()) {
+            //  Stop taking items; hand back what is queued (the ventilator
+            //  re-leases it when we go silent) and leave.
+            tf_info("worker: interrupted, leaving");
+            break;
+        }
+        s_start_work(self);
+        s_results_flush(self);
+        s_report_flush(self);
+        if (self->job_ended && self->cfg->once && s_idle(self))
+            break;
+
+        size_t n = 0;
+        items[n] = (zmq_pollitem_t){zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0};
+        owner[n] = -1;
+        n++;
+        for (int i = 0; i < self->nslots; i++) {
+            s_slot_t *s = &self->slots[i];
+            int wfd = self->pipe ? (s->wbuf.len > 0 ? s->wfd : -1) : s->in_fd;
+            int rfd = self->pipe ? s->rfd : s->out_fd;
+            if (wfd >= 0 && wfd != rfd) {
+                items[n] = (zmq_pollitem_t){NULL, wfd, ZMQ_POLLOUT, 0};
+                owner[n] = i;
+                role[n++] = 0;
+            }
+            if (rfd >= 0) {
+                short ev = ZMQ_POLLIN | (wfd == rfd ? ZMQ_POLLOUT : 0);
+                items[n] = (zmq_pollitem_t){NULL, rfd, ev, 0};
+                owner[n] = i;
+                role[n++] = 1;
+            }
+            if (s->pidfd >= 0 && !s->exited) {
+                items[n] = (zmq_pollitem_t){NULL, s->pidfd, ZMQ_POLLIN, 0};
+                owner[n] = i;
+                role[n++] = 2;
+            }
+        }
+        long timeout = (long)self->hb_ivl / 2;
+        if (self->timeout_ms > 0 && timeout > 50)
+            timeout = 50;
+        for (int i = 0; i < self->nslots; i++)
+            if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
+                timeout = 5; //  no pidfd: poll exits
+        int r = zmq_poll(items, (int)n, timeout);
+        if (r < 0 && zmq_errno() != EINTR) {
+            zsys_error("worker: poll failed: %s", zmq_strerror(zmq_errno()));
+            rc = 2;
+            break;
+        }
+        if (r > 0) {
+            //  Children first, so their results and reports go out together.
+            for (size_t k = 1; k < n; k++) {
+                short re = items[k].revents;
+                if (!re)
+                    continue;
+                s_slot_t *s = &self->slots[owner[k]];
+                bool w = (re & (ZMQ_POLLOUT | ZMQ_POLLERR)) != 0;
+                bool rd = (re & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;
+                bool pid = role[k] == 2;
+                if (role[k] == 0)
+                    rd = false;
+                if (role[k] == 2)
+                    w = rd = false;
+                if (self->pipe)
+                    s_pipe_io(self, s, w, rd, pid);
+                else if (s->task)
+                    s_exec_io(self, s, w, rd, pid);
+            }
+            if (items[0].revents & ZMQ_POLLIN)
+                if (s_on_ventilator(self) < 0)
+                    leaving = true; //  --once and the job is over
+        }
+        if (!self->pipe)
+            for (int i = 0; i < self->nslots; i++)
+                s_exec_check_done(self, &self->slots[i]);
+        s_check_timeouts(self);
+        s_timers(self);
+    }
+    s_results_flush(self);
+    free(items);
+    free(owner);
+    free(role);
+    return rc;
+}

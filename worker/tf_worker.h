@@ -1,0 +1,27 @@
+/*  tf_worker.h -- the worker: asks the ventilator for items by credit, runs
+    them (a command per item, a long-lived co-process, or a plugin) in N
+    slots, sends results to the sink and reports completions. */
+#ifndef TF_WORKER_H_INCLUDED
+#define TF_WORKER_H_INCLUDED
+
+#include "tf_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _tf_worker_t tf_worker_t;
+
+//  Checks the command (or plugin) and prepares `slots` slots. Returns NULL
+//  with a one-line error.
+tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen);
+void tf_worker_destroy(tf_worker_t **self_p);
+
+//  Serves jobs until stopped (signal), or until one job ends with --once.
+//  Returns 0, or 2 on error.
+int tf_worker_run(tf_worker_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
