@@ -79,6 +79,19 @@ void tf_net_setup(zsock_t *sock, int64_t maxmsgsize)
     zsock_set_linger(sock, 0);
 }
 
+void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) == 0) {
+        //  Local peer starting beside us: retry every millisecond, no backoff.
+        zsock_set_reconnect_ivl(sock, 1);
+        zsock_set_reconnect_ivl_max(sock, 0);
+    }
+    else {
+        zsock_set_reconnect_ivl(sock, 50);
+        zsock_set_reconnect_ivl_max(sock, 1000);
+    }
+}
+
 void tf_net_host_of(const char *endpoint, char *out, size_t cap)
 {
     out[0] = '\0';

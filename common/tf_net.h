@@ -39,6 +39,9 @@ tf_rx_status_t tf_net_recv(void *sock, bool router, tf_rx_t *rx);
 int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);
 //  Common socket options: max message size, high water marks, linger.
 void tf_net_setup(zsock_t *sock, int64_t maxmsgsize);
+//  Reconnection timing for a connecting socket: fast for ipc:// peers that
+//  start beside us, backing off for remote ones.
+void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint);
 //  Replaces a wildcard host (tcp://*:P, tcp://0.0.0.0:P) of `endpoint` with
 //  `host`; copies otherwise. Returns 0, -1 when it does not fit `cap`.
 int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t cap);

@@ -462,6 +462,7 @@ int tf_sink_run(tf_sink_t *self)
         zsys_error("sink: no ventilator endpoint");
         return 2;
     }
+    tf_net_reconnect_policy(self->dealer, self->ventilator);
     if (zsock_connect(self->dealer, "%s", self->ventilator) < 0) {
         zsys_error("sink: cannot connect to '%s': %s", self->ventilator,
                    zmq_strerror(zmq_errno()));
@@ -486,8 +487,13 @@ int tf_sink_run(tf_sink_t *self)
             rc = 130;
             break;
         }
+        now = tf_now_ms();
+        if (!self->welcomed && now >= self->next_hello) {
+            s_send_hello(self);
+            self->next_hello = now + self->cfg->heartbeat_ms;
+        }
         zmq_pollitem_t items[2] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
-        //  Sleep briefly while output is buffered, so that it goes out soon.
+        //  No sleep while output is buffered, so that it goes out soon.
         long timeout = self->obuf.len > 0 ? 0 : (long)self->cfg->heartbeat_ms / 2;
         int n = zmq_poll(items, 2, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
@@ -506,10 +512,6 @@ int tf_sink_run(tf_sink_t *self)
         if (self->write_failed)
             break;
         now = tf_now_ms();
-        if (!self->welcomed && now >= self->next_hello) {
-            s_send_hello(self);
-            self->next_hello = now + self->cfg->heartbeat_ms;
-        }
         if (self->welcomed && now >= self->next_hb) {
             self->next_hb = now + self->cfg->heartbeat_ms;
             if (tf_enc_heartbeat(&self->msg, self->job, 0) == 0)

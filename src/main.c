@@ -18,6 +18,8 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -178,6 +180,27 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
     return argv;
 }
 
+static int s_cmd_worker(tf_config_t *cfg);
+
+//  A forked local worker: never returns.
+static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep)
+{
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        close(null);
+    }
+    tf_config_t wc = *cfg; //  shallow: this process ends with _exit
+    wc.cmd = TF_CMD_WORKER;
+    wc.connect = (char *)(uintptr_t)vent_ep;
+    wc.sink = (char *)(uintptr_t)sink_ep;
+    wc.workers = 1;
+    wc.once = true;
+    int rc = s_cmd_worker(&wc);
+    fflush(NULL);
+    _exit(rc);
+}
+
 static int s_cmd_run(tf_config_t *cfg)
 {
     char err[512];
@@ -208,19 +231,25 @@ static int s_cmd_run(tf_config_t *cfg)
     pthread_t sink_thread;
     bool sink_started = false;
 
-    //  Workers first: no fork after czmq starts its threads.
     run.argv = s_worker_argv(cfg, vent_ipc, sink_ipc);
     run.children = calloc((size_t)(nworkers > 0 ? nworkers : 1), sizeof *run.children);
     if (!run.argv || !run.children) {
         fprintf(stderr, "taskfarm run: out of memory\n");
         goto done;
     }
+    //  Local workers are forked now, before czmq starts any thread, so that
+    //  they cost no exec and no dynamic linking (a worker that dies later is
+    //  replaced through posix_spawn). They connect as soon as we bind.
     for (int i = 0; i < nworkers; i++) {
-        run.children[i].pid = s_spawn_worker(&run);
-        if (run.children[i].pid < 0) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
             fprintf(stderr, "taskfarm run: cannot start worker: %s\n", strerror(errno));
             goto done;
         }
+        if (pid == 0)
+            s_worker_child(cfg, vent_ipc, sink_ipc);
+        run.children[i].pid = pid;
         run.nchildren++;
     }
     s_logging(cfg, "taskfarm");
@@ -278,7 +307,11 @@ done:
         tf_sink_stop(run.sink);
         pthread_join(sink_thread, NULL);
     }
-    //  Workers were told the job is over (--once): give them a moment.
+    //  The job is over: workers that heard it are leaving already; the
+    //  others (never connected, or busy) are told by SIGTERM, then killed.
+    for (int i = 0; i < run.nchildren; i++)
+        if (run.children[i].pid > 0)
+            kill(run.children[i].pid, SIGTERM);
     int64_t deadline = tf_now_ms() + 1000;
     for (int i = 0; i < run.nchildren; i++) {
         s_child_t *c = &run.children[i];
@@ -290,16 +323,12 @@ done:
                 break;
             }
             if (tf_now_ms() > deadline) {
-                kill(c->pid, SIGTERM);
-                usleep(20000);
-                if (waitpid(c->pid, &st, WNOHANG) != c->pid) {
-                    kill(c->pid, SIGKILL);
-                    waitpid(c->pid, &st, 0);
-                }
+                kill(c->pid, SIGKILL);
+                waitpid(c->pid, &st, 0);
                 c->pid = 0;
                 break;
             }
-            usleep(2000);
+            usleep(200);
         }
     }
     tf_sink_destroy(&run.sink);
@@ -439,6 +468,13 @@ int main(int argc, char **argv)
     default:
         rc = s_cmd_keygen(&cfg);
     }
+    bool quick = cmd == TF_CMD_RUN || (cmd == TF_CMD_WORKER && cfg.once);
     tf_config_free(&cfg);
+    if (quick) {
+        //  Everything is written and the job is over: skip czmq's teardown
+        //  (milliseconds of socket and context shutdown that nobody waits on).
+        fflush(NULL);
+        _exit(rc);
+    }
     return rc;
 }

@@ -522,20 +522,17 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
 {
     tf_hello_t hello;
     tf_proto_get_hello(data, size, &hello);
-    if (self->sink < 0 || self->phase != S_RUNNING) {
-        //  No sink yet, or job ending: the worker retries its HELLO.
-        if (self->phase >= S_ENDING) {
-            tf_enc_job_end(&self->out, self->job);
-            tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
-                        self->out.len);
-        }
+    if (self->phase >= S_ENDING) {
+        //  Job ending: this worker waits for the next one.
+        tf_enc_job_end(&self->out, self->job);
+        tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data, self->out.len);
         return;
     }
     int w = s_peer_find(self, self->rx.rid, self->rx.rid_len);
     if (w < 0) {
         w = s_peer_add(self, self->rx.rid, self->rx.rid_len);
         if (w < 0) {
-            tf_warn("ventilator: too many peers, HELLO from %s ignored", hello.name);
+            tf_warn("ventilator: out of memory, HELLO from %s ignored", hello.name);
             return;
         }
         s_peer_t *p = &self->peers[w];
@@ -549,7 +546,10 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         s_malformed(self, "HELLO from the sink's connection");
         return;
     }
-    s_send_welcome(self, w);
+    self->peers[w].last_heard = tf_now_ms();
+    //  Without a sink the worker waits; it is welcomed when the sink comes.
+    if (self->sink >= 0)
+        s_send_welcome(self, w);
 }
 
 static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size)

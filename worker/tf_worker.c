@@ -26,7 +26,7 @@
 
 #define S_READ_CHUNK (64 * 1024)
 #define S_RESULTS_FLUSH (256 * 1024)
-#define S_PREFETCH_US 20000 //  keep about this much work queued per slot
+#define S_PREFETCH_US 5000 //  keep about this much work queued per slot
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096      //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
@@ -771,6 +771,7 @@ static void s_session_new(tf_worker_t *self)
     char rid[320];
     snprintf(rid, sizeof rid, "W%s-%llu", self->name, (unsigned long long)++self->session);
     zsock_set_identity(self->dealer, rid);
+    tf_net_reconnect_policy(self->dealer, self->cfg->connect);
     if (zsock_connect(self->dealer, "%s", self->cfg->connect) < 0)
         zsys_error("worker: cannot connect to '%s': %s", self->cfg->connect,
                    zmq_strerror(zmq_errno()));
@@ -803,6 +804,7 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
         return;
     tf_net_setup(self->push, 1 << 20);
     zsock_set_linger(self->push, 2000); //  let results leave on exit
+    tf_net_reconnect_policy(self->push, ep);
     if (zsock_connect(self->push, "%s", ep) < 0) {
         zsys_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->push);
@@ -975,6 +977,10 @@ int tf_worker_run(tf_worker_t *self)
     }
     int rc = 0;
     bool leaving = false;
+    //  Co-processes start now, off the critical path of the first items.
+    for (int i = 0; self->pipe && i < self->nslots; i++)
+        if (self->slots[i].pid == 0)
+            s_pipe_spawn(self, &self->slots[i]);
     while (!leaving) {
         if (tf_interrupted()) {
             //  Stop taking items; hand back what is queued (the ventilator
@@ -1013,9 +1019,13 @@ int tf_worker_run(tf_worker_t *self)
                 role[n++] = 2;
             }
         }
-        long timeout = (long)self->hb_ivl / 2;
-        if (self->timeout_ms > 0 && timeout > 50)
-            timeout = 50;
+        int64_t now = tf_now_ms();
+        int64_t wake = self->state == S_JOINING ? self->next_hello : self->next_hb;
+        if (self->state == S_ACTIVE && self->last_heard + self->hb_timeout < wake)
+            wake = self->last_heard + self->hb_timeout;
+        long timeout = wake > now ? (long)(wake - now) : 0;
+        if (self->timeout_ms > 0 && timeout > 20)
+            timeout = 20;
         for (int i = 0; i < self->nslots; i++)
             if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
                 timeout = 5; //  no pidfd: poll exits
