@@ -62,6 +62,8 @@ static const s_option_t s_options[] = {
     {"plugin", 0, O_STR, F(plugin), 0, 0, EXEC_CMDS, "LIB.so",
      "call the plugin's map function instead of a COMMAND"},
     {"once", 0, O_FLAG, F(once), 0, 0, TF_CMD_WORKER, NULL, "exit after one job"},
+    {"die-with-parent", 0, O_FLAG, F(die_with_parent), 0, 0, TF_CMD_WORKER, NULL,
+     "exit when the parent process ends (run's local workers)"},
     {"retries", 0, O_INT, F(retries), 1, 1000, IN_CMDS, "N",
      "attempts before an item fails for good (default 3)"},
     {"timeout", 0, O_SECS, F(timeout_ms), 0, MS_MAX, IN_CMDS, "SEC",

@@ -43,6 +43,7 @@ typedef struct {
     bool no_pty;
     char *plugin;
     bool once;
+    bool die_with_parent;
     int64_t retries;
     int64_t timeout_ms;
     int64_t heartbeat_ms;

@@ -28,26 +28,33 @@ int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size
         snprintf(err, errlen, "cannot read journal '%s': %s", path, strerror(errno));
         return -1;
     }
-    char line[256];
+    //  getline, not fgets: a line of any length or holding a NUL byte is
+    //  seen whole, so that only a true last line can pass as torn.
+    char *line = NULL;
+    size_t cap = 0;
     int rc = 0;
-    if (!fgets(line, sizeof line, f)) {
-        fclose(f);
-        return 0; //  empty: nothing committed
+    ssize_t n = getline(&line, &cap, f);
+    if (n < 0) {
+        if (ferror(f)) { //  e.g. a directory
+            snprintf(err, errlen, "cannot read journal '%s': %s", path, strerror(errno));
+            rc = -1;
+        }
+        goto done; //  empty: nothing committed
     }
-    if (strcmp(line, S_HEADER) != 0) {
+    if ((size_t)n != strlen(S_HEADER) || memcmp(line, S_HEADER, (size_t)n) != 0) {
         snprintf(err, errlen, "'%s' is not a taskfarm journal", path);
         rc = -1;
     }
     uint64_t lineno = 1;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
         lineno++;
-        size_t n = strlen(line);
-        if (n == 0 || line[n - 1] != '\n')
+        if (line[n - 1] != '\n')
             break; //  torn last record
         char c;
         uint64_t next, offset;
         char extra;
-        if (sscanf(line, "%c %" SCNu64 " %" SCNu64 "%c", &c, &next, &offset, &extra) != 4 ||
+        if (memchr(line, '\0', (size_t)n) || strspn(line + 1, " 0123456789") != (size_t)n - 2 ||
+            sscanf(line, "%c %" SCNu64 " %" SCNu64 "%c", &c, &next, &offset, &extra) != 4 ||
             c != 'C' || extra != '\n') {
             //  A damaged record in the middle is not a crash artefact.
             int c2 = fgetc(f);
@@ -67,6 +74,12 @@ int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size
         state->next = next;
         state->offset = offset;
     }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "cannot read journal '%s': %s", path, strerror(errno));
+        rc = -1;
+    }
+done:
+    free(line);
     fclose(f);
     return rc;
 }

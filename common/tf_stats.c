@@ -41,6 +41,9 @@ uint64_t tf_latency_percentile(const tf_latency_t *self, double p)
     for (int b = 0; b < TF_LAT_BUCKETS; b++) {
         seen += self->buckets[b];
         if (seen >= rank) {
+            //  The last bucket has no upper bound but the largest value.
+            if (b == TF_LAT_BUCKETS - 1)
+                return self->max_us;
             uint64_t upper = b == 0 ? 1 : (uint64_t)pow(S_GROWTH, b);
             return upper > self->max_us ? self->max_us : upper;
         }
@@ -84,6 +87,8 @@ void tf_progress_format(char *buf, size_t cap, uint64_t done, uint64_t total, bo
             frac = 1;
         if (width > (int)sizeof bar - 3)
             width = (int)sizeof bar - 3;
+        if (width < 0)
+            width = 0;
         int fill = (int)(frac * width);
         bar[0] = '[';
         for (int i = 0; i < width; i++)

@@ -165,6 +165,9 @@ bool tf_window_pop(tf_window_t *self, uint64_t *seq_p)
         //  Skip entries whose item was acked meanwhile (a late ack).
         tf_slot_t *slot = tf_window_get(self, seq);
         if (slot && slot->state == TF_ITEM_PENDING) {
+            //  Out of the queue, so no longer PENDING: a caller that cannot
+            //  send it after all must be able to requeue it.
+            slot->state = TF_ITEM_LEASED;
             *seq_p = seq;
             return true;
         }

@@ -43,6 +43,8 @@ struct _tf_sink_t {
     bool embedded;
     atomic_bool stop;
     int64_t last_heard;
+    int64_t hb_ivl; //  from the ventilator once welcomed
+    int64_t hb_timeout;
     int64_t next_hb;
     int64_t next_hello;
     tf_limits_t limits;
@@ -66,6 +68,8 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     self->cfg = cfg;
+    self->hb_ivl = cfg->heartbeat_ms;
+    self->hb_timeout = cfg->heartbeat_timeout_ms;
     self->out_fd = STDOUT_FILENO;
     tf_buf_init(&self->obuf);
     tf_buf_init(&self->msg);
@@ -415,6 +419,8 @@ static void s_on_control(tf_sink_t *self)
                     return;
                 }
                 tf_reorder_start_at(self->reorder, self->resume_from);
+                self->hb_ivl = w.hb_ivl_ms;
+                self->hb_timeout = w.hb_timeout_ms;
                 self->welcomed = true;
                 tf_info("sink: joined job %016llx, window %u", (unsigned long long)self->job,
                         w.window);
@@ -490,11 +496,11 @@ int tf_sink_run(tf_sink_t *self)
         now = tf_now_ms();
         if (!self->welcomed && now >= self->next_hello) {
             s_send_hello(self);
-            self->next_hello = now + self->cfg->heartbeat_ms;
+            self->next_hello = now + self->hb_ivl;
         }
         zmq_pollitem_t items[2] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
         //  No sleep while output is buffered, so that it goes out soon.
-        long timeout = self->obuf.len > 0 ? 0 : (long)self->cfg->heartbeat_ms / 2;
+        long timeout = self->obuf.len > 0 ? 0 : (long)self->hb_ivl / 2;
         int n = zmq_poll(items, 2, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
             zsys_error("sink: poll failed: %s", zmq_strerror(zmq_errno()));
@@ -513,10 +519,10 @@ int tf_sink_run(tf_sink_t *self)
             break;
         now = tf_now_ms();
         if (self->welcomed && now >= self->next_hb) {
-            self->next_hb = now + self->cfg->heartbeat_ms;
+            self->next_hb = now + self->hb_ivl;
             if (tf_enc_heartbeat(&self->msg, self->job, 0) == 0)
                 tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
-            if (now - self->last_heard > self->cfg->heartbeat_timeout_ms) {
+            if (now - self->last_heard > self->hb_timeout) {
                 //  Ventilator silent: say hello again; it re-registers us.
                 s_send_hello(self);
                 self->last_heard = now;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ static void s_logging(const tf_config_t *cfg, const char *ident)
 typedef struct {
     pid_t pid;
     int respawns;
+    int64_t started_ms;
 } s_child_t;
 
 typedef struct {
@@ -70,6 +72,7 @@ typedef struct {
     tf_sink_t *sink;
     int sink_rc;
     volatile int sink_done;
+    bool all_gone;
 } s_run_t;
 
 static pid_t s_spawn_worker(s_run_t *run)
@@ -101,10 +104,24 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         tf_vent_worker_gone(vent, name);
         c->pid = 0;
-        if (tf_interrupted() || c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
+        //  A worker that cannot even start (bad command, plugin, ...) is not
+        //  restarted; one that crashed mid-job is, a bounded number of times.
+        bool startup_failure = WIFEXITED(st) && WEXITSTATUS(st) != 0 &&
+                               tf_now_ms() - c->started_ms < 1000;
+        if (tf_interrupted() || startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
             continue;
         c->respawns++;
         c->pid = s_spawn_worker(run);
+        c->started_ms = tf_now_ms();
+    }
+    bool any = false;
+    for (int i = 0; i < run->nchildren; i++)
+        any = any || run->children[i].pid > 0;
+    if (!any && run->nchildren > 0 && !run->cfg->listen && !run->all_gone) {
+        run->all_gone = true;
+        zsys_error("run: no local worker is left and no remote ones can join (--listen); "
+                   "giving up");
+        tf_vent_abort(vent);
     }
 }
 
@@ -145,6 +162,7 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
     rc |= s_push_arg(&argv, &n, "-j");
     rc |= s_push_arg(&argv, &n, "1");
     rc |= s_push_arg(&argv, &n, "--once");
+    rc |= s_push_arg(&argv, &n, "--die-with-parent");
     if (cfg->pipe)
         rc |= s_push_arg(&argv, &n, "--pipe");
     if (cfg->no_pty)
@@ -183,8 +201,13 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
 static int s_cmd_worker(tf_config_t *cfg);
 
 //  A forked local worker: never returns.
-static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep)
+static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep,
+                           pid_t parent)
 {
+    //  If `run` dies (even by SIGKILL), its local workers go too.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(2);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
@@ -208,6 +231,10 @@ static int s_cmd_run(tf_config_t *cfg)
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
     int nworkers = cfg->workers < 0 ? tf_online_cpus() : (int)cfg->workers;
+    if (nworkers > 0 && cfg->plugin && tf_worker_check_plugin(cfg->plugin, err, sizeof err)) {
+        fprintf(stderr, "taskfarm run: %s\n", err);
+        return 2;
+    }
     if (nworkers > 0 && cfg->argc > 0) {
         char *path = tf_proc_which(cfg->argv[0]);
         if (!path) {
@@ -240,6 +267,7 @@ static int s_cmd_run(tf_config_t *cfg)
     //  Local workers are forked now, before czmq starts any thread, so that
     //  they cost no exec and no dynamic linking (a worker that dies later is
     //  replaced through posix_spawn). They connect as soon as we bind.
+    pid_t self_pid = getpid();
     for (int i = 0; i < nworkers; i++) {
         fflush(NULL);
         pid_t pid = fork();
@@ -248,8 +276,9 @@ static int s_cmd_run(tf_config_t *cfg)
             goto done;
         }
         if (pid == 0)
-            s_worker_child(cfg, vent_ipc, sink_ipc);
+            s_worker_child(cfg, vent_ipc, sink_ipc, self_pid);
         run.children[i].pid = pid;
+        run.children[i].started_ms = tf_now_ms();
         run.nchildren++;
     }
     s_logging(cfg, "taskfarm");
@@ -380,6 +409,11 @@ static int s_cmd_sink(tf_config_t *cfg)
 static int s_cmd_worker(tf_config_t *cfg)
 {
     char err[512];
+    if (cfg->die_with_parent) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+            return 2;
+    }
     tf_worker_t *worker = tf_worker_new(cfg, err, sizeof err);
     if (!worker) {
         fprintf(stderr, "taskfarm %s\n", err);

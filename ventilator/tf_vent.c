@@ -276,8 +276,7 @@ static void s_requeue_lost(void *arg, uint64_t seq, tf_slot_t *slot)
     tf_vent_t *self = arg;
     s_unlease(self, slot);
     tf_window_requeue(self->window, seq);
-    self->stats.retried++;
-    self->stats.resent_lost++;
+    self->stats.resent_lost++; //  `retried` counts when it is sent again
 }
 
 static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
@@ -622,6 +621,9 @@ static void s_on_ack(tf_vent_t *self, const uint8_t *data, size_t size)
             tf_slot_t *slot = tf_window_get(self->window, s);
             if (!slot)
                 continue;
+            //  The ack may overtake the worker's report: credit it here.
+            if (slot->state == TF_ITEM_LEASED && slot->worker >= 0)
+                self->peers[slot->worker].done++;
             s_unlease(self, slot);
             if (slot->state != TF_ITEM_FAILED)
                 self->stats.done++;
@@ -769,15 +771,12 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
         self->stats.resent_lease++;
         if (slot->failures >= (uint32_t)self->cfg->retries)
             s_fail_final(self, seq, slot, "lease expired (timeout)");
-        else {
+        else
             tf_window_requeue(self->window, seq);
-            self->stats.retried++;
-        }
     }
     else if (slot->state == TF_ITEM_COMPLETED) {
         //  Done but never acknowledged: the result was lost on the way.
         self->stats.resent_ack++;
-        self->stats.retried++;
         tf_window_requeue(self->window, seq);
     }
     else if (slot->state == TF_ITEM_FAILED) {

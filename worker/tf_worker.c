@@ -10,13 +10,17 @@
 #define _GNU_SOURCE
 #include "tf_worker.h"
 
+#include "taskfarm_plugin.h"
+#include "tf_fnslot.h"
 #include "tf_log.h"
 #include "tf_net.h"
 #include "tf_proc.h"
 #include "tf_proto.h"
 #include "tf_signal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +116,8 @@ typedef struct {
     s_queue_t outstanding;
     int64_t head_since_ms;
     int64_t started_ms;
+    //  function mode (plugin, library)
+    tf_fnslot_t *fns;
 } s_slot_t;
 
 typedef enum { S_JOINING, S_ACTIVE } s_state_t;
@@ -121,6 +127,10 @@ struct _tf_worker_t {
     char *path; //  resolved command
     bool braces;
     bool pipe;
+    bool fnmode;
+    tf_fn_t fn;
+    void *dl; //  dlopen handle of --plugin
+    atomic_bool stop;
     char delim;
     int nslots;
     s_slot_t *slots;
@@ -162,7 +172,62 @@ struct _tf_worker_t {
 //  --------------------------------------------------------------------------
 //  Setup
 
-tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen)
+//  Adapts the plugin ABI (init without a user pointer) to tf_fn_t.
+static int s_plugin_init(int rank, void *user, void **state)
+{
+    const taskfarm_plugin_t *p = user;
+    return p->init ? p->init(rank, state) : 0;
+}
+
+//  Loads and checks a plugin. Returns its description, or NULL with a
+//  one-line error; *dl_p is the handle to dlclose.
+static const taskfarm_plugin_t *s_plugin_open(const char *path, void **dl_p, char *err,
+                                              size_t errlen)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    *dl_p = dl;
+    if (!dl) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "--plugin: cannot load '%s': %s", path, why ? why : "unknown error");
+        return NULL;
+    }
+    taskfarm_plugin_fn *entry;
+    *(void **)(&entry) = dlsym(dl, TASKFARM_PLUGIN_SYMBOL);
+    if (!entry) {
+        snprintf(err, errlen, "--plugin: '%s' does not export %s()", path, TASKFARM_PLUGIN_SYMBOL);
+        return NULL;
+    }
+    const taskfarm_plugin_t *p = entry();
+    if (!p || p->abi != TASKFARM_PLUGIN_ABI || !p->map) {
+        snprintf(err, errlen, "--plugin: '%s' has plugin ABI %d (expected %d) or no map function",
+                 path, p ? p->abi : -1, TASKFARM_PLUGIN_ABI);
+        return NULL;
+    }
+    return p;
+}
+
+int tf_worker_check_plugin(const char *path, char *err, size_t errlen)
+{
+    void *dl = NULL;
+    const taskfarm_plugin_t *p = s_plugin_open(path, &dl, err, errlen);
+    if (dl)
+        dlclose(dl);
+    return p ? 0 : -1;
+}
+
+static int s_load_plugin(tf_worker_t *self, const char *path, char *err, size_t errlen)
+{
+    const taskfarm_plugin_t *p = s_plugin_open(path, &self->dl, err, errlen);
+    if (!p)
+        return -1;
+    self->fn.init = s_plugin_init;
+    self->fn.map = p->map;
+    self->fn.fini = p->fini;
+    self->fn.user = (void *)(uintptr_t)p;
+    return 0;
+}
+
+static tf_worker_t *s_new(const tf_config_t *cfg, const tf_fn_t *fn, char *err, size_t errlen)
 {
     tf_worker_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -176,27 +241,13 @@ tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen)
     self->hb_ivl = (uint32_t)cfg->heartbeat_ms;
     self->hb_timeout = (uint32_t)cfg->heartbeat_timeout_ms;
     self->max_result = (uint32_t)cfg->max_result;
+    atomic_init(&self->stop, false);
     tf_buf_init(&self->results);
     tf_buf_init(&self->report);
     tf_buf_init(&self->msg);
     tf_rx_init(&self->rx);
     tf_limits_default(&self->limits);
     self->limits.max_item = (uint32_t)cfg->max_item;
-    if (cfg->plugin) {
-        snprintf(err, errlen, "worker: --plugin is not supported by this build yet");
-        goto fail;
-    }
-    if (cfg->argc == 0) {
-        snprintf(err, errlen, "worker: missing COMMAND");
-        goto fail;
-    }
-    self->path = tf_proc_which(cfg->argv[0]);
-    if (!self->path) {
-        snprintf(err, errlen, "worker: command '%s' %s", cfg->argv[0],
-                 errno == EACCES ? "is not executable" : "not found");
-        goto fail;
-    }
-    self->braces = tf_proc_has_braces(cfg->argv, cfg->argc);
     self->slots = calloc((size_t)self->nslots, sizeof *self->slots);
     if (!self->slots) {
         snprintf(err, errlen, "out of memory");
@@ -210,15 +261,59 @@ tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen)
         tf_buf_init(&s->wbuf);
         tf_buf_init(&s->rbuf);
     }
+    if (fn) {
+        self->fn = *fn;
+        self->fnmode = true;
+    }
+    else if (cfg->plugin) {
+        if (s_load_plugin(self, cfg->plugin, err, errlen))
+            goto fail;
+        self->fnmode = true;
+    }
+    else {
+        if (cfg->argc == 0) {
+            snprintf(err, errlen, "worker: missing COMMAND");
+            goto fail;
+        }
+        self->path = tf_proc_which(cfg->argv[0]);
+        if (!self->path) {
+            snprintf(err, errlen, "worker: command '%s' %s", cfg->argv[0],
+                     errno == EACCES ? "is not executable" : "not found");
+            goto fail;
+        }
+        self->braces = tf_proc_has_braces(cfg->argv, cfg->argc);
+    }
+    if (self->fnmode) {
+        self->pipe = false;
+        for (int i = 0; i < self->nslots; i++) {
+            self->slots[i].fns = tf_fnslot_new(i, &self->fn, err, errlen);
+            if (!self->slots[i].fns)
+                goto fail;
+        }
+    }
     char host[200] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(self->name, sizeof self->name, "%s:%d", host, (int)getpid());
     tf_net_host_of(cfg->connect ? cfg->connect : "", self->vent_host, sizeof self->vent_host);
-    self->avg_us = 0;
     return self;
 fail:
     tf_worker_destroy(&self);
     return NULL;
+}
+
+tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen)
+{
+    return s_new(cfg, NULL, err, errlen);
+}
+
+tf_worker_t *tf_worker_new_fn(const tf_config_t *cfg, const tf_fn_t *fn, char *err, size_t errlen)
+{
+    return s_new(cfg, fn, err, errlen);
+}
+
+void tf_worker_stop(tf_worker_t *self)
+{
+    atomic_store(&self->stop, true);
 }
 
 static void s_close(int *fd)
@@ -253,6 +348,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
             s->rfd = -1;
         s_close(&s->wfd);
         s_close(&s->rfd);
+        tf_fnslot_destroy(&s->fns); //  waits for a running map call
         free(s->task);
         s_q_clear(&s->outstanding);
         tf_buf_free(&s->out);
@@ -268,6 +364,8 @@ void tf_worker_destroy(tf_worker_t **self_p)
     tf_buf_free(&self->report);
     tf_buf_free(&self->msg);
     free(self->path);
+    if (self->dl)
+        dlclose(self->dl);
     free(self);
     *self_p = NULL;
 }
@@ -747,7 +845,7 @@ static void s_check_timeouts(tf_worker_t *self)
     int64_t now = tf_now_ms();
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (!self->pipe && s->task && s->pid > 0 && !s->kill_status && now >= s->deadline_ms) {
+        if (!self->pipe && !self->fnmode && s->task && s->pid > 0 && !s->kill_status && now >= s->deadline_ms) {
             s->kill_status = TF_ST_TIMEOUT;
             tf_proc_kill(s->pid);
         }
@@ -942,11 +1040,41 @@ static void s_timers(tf_worker_t *self)
 //  --------------------------------------------------------------------------
 //  Main loop
 
+static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
+{
+    void *out = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (!s->task || tf_fnslot_collect(s->fns, &out, &len, &rc))
+        return;
+    s_task_t *t = s->task;
+    s->task = NULL;
+    if (rc == 0 && len > self->max_result)
+        s_report(self, t, TF_ST_TOOBIG, 0);
+    else if (rc == 0) {
+        uint8_t *p = s_result_reserve(self, t, len);
+        if (p && len)
+            memcpy(p, out, len);
+        s_report(self, t, TF_ST_OK, 0);
+    }
+    else
+        s_report(self, t, TF_ST_EXIT, (uint32_t)rc);
+    free(out);
+    free(t);
+}
+
 static void s_start_work(tf_worker_t *self)
 {
     for (int i = 0; i < self->nslots && self->queue.count > 0; i++) {
         s_slot_t *s = &self->slots[i];
-        if (self->pipe)
+        if (self->fnmode) {
+            if (!s->task) {
+                s->task = s_q_pop(&self->queue);
+                s->task->start_us = tf_now_us();
+                tf_fnslot_submit(s->fns, s->task->data, s->task->len);
+            }
+        }
+        else if (self->pipe)
             s_pipe_feed(self, s);
         else if (!s->task)
             s_exec_start(self, s, s_q_pop(&self->queue));
@@ -965,7 +1093,7 @@ int tf_worker_run(tf_worker_t *self)
         zsys_error("worker: cannot create socket");
         return 2;
     }
-    size_t cap = 1 + 3 * (size_t)self->nslots;
+    size_t cap = 1 + 4 * (size_t)self->nslots;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     int *owner = calloc(cap, sizeof *owner);
     int *role = calloc(cap, sizeof *role);
@@ -982,7 +1110,7 @@ int tf_worker_run(tf_worker_t *self)
         if (self->slots[i].pid == 0)
             s_pipe_spawn(self, &self->slots[i]);
     while (!leaving) {
-        if (tf_interrupted()) {
+        if (tf_interrupted() || atomic_load(&self->stop)) {
             //  Stop taking items; hand back what is queued (the ventilator
             //  re-leases it when we go silent) and leave.
             tf_info("worker: interrupted, leaving");
@@ -1013,6 +1141,11 @@ int tf_worker_run(tf_worker_t *self)
                 owner[n] = i;
                 role[n++] = 1;
             }
+            if (s->fns && s->task) {
+                items[n] = (zmq_pollitem_t){NULL, tf_fnslot_fd(s->fns), ZMQ_POLLIN, 0};
+                owner[n] = i;
+                role[n++] = 3;
+            }
             if (s->pidfd >= 0 && !s->exited) {
                 items[n] = (zmq_pollitem_t){NULL, s->pidfd, ZMQ_POLLIN, 0};
                 owner[n] = i;
@@ -1042,6 +1175,10 @@ int tf_worker_run(tf_worker_t *self)
                 if (!re)
                     continue;
                 s_slot_t *s = &self->slots[owner[k]];
+                if (role[k] == 3) {
+                    s_fn_collect(self, s);
+                    continue;
+                }
                 bool w = (re & (ZMQ_POLLOUT | ZMQ_POLLERR)) != 0;
                 bool rd = (re & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;
                 bool pid = role[k] == 2;
@@ -1058,7 +1195,7 @@ int tf_worker_run(tf_worker_t *self)
                 if (s_on_ventilator(self) < 0)
                     leaving = true; //  --once and the job is over
         }
-        if (!self->pipe)
+        if (!self->pipe && !self->fnmode)
             for (int i = 0; i < self->nslots; i++)
                 s_exec_check_done(self, &self->slots[i]);
         s_check_timeouts(self);

@@ -5,6 +5,7 @@
 #define TF_WORKER_H_INCLUDED
 
 #include "tf_config.h"
+#include "tf_fnslot.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -15,7 +16,14 @@ typedef struct _tf_worker_t tf_worker_t;
 //  Checks the command (or plugin) and prepares `slots` slots. Returns NULL
 //  with a one-line error.
 tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen);
+//  A worker whose slots call `fn` on threads (libtaskfarm) instead of a
+//  command. cfg->workers is the number of slots (ranks 0..N-1).
+tf_worker_t *tf_worker_new_fn(const tf_config_t *cfg, const tf_fn_t *fn, char *err, size_t errlen);
 void tf_worker_destroy(tf_worker_t **self_p);
+//  Loads, checks and unloads a plugin: 0, or -1 with a one-line error.
+int tf_worker_check_plugin(const char *path, char *err, size_t errlen);
+//  Thread-safe request to leave the loop.
+void tf_worker_stop(tf_worker_t *self);
 
 //  Serves jobs until stopped (signal), or until one job ends with --once.
 //  Returns 0, or 2 on error.
