@@ -33,6 +33,7 @@ typedef struct {
     uint32_t failures;  //  attempts that failed
     uint8_t state;
     uint8_t last_status;
+    uint32_t last_detail;
     int32_t worker;     //  index of the worker holding the lease, -1 none
     int64_t deadline;   //  lease or ack deadline (ms), 0 = none
     int64_t sent_us;    //  when last dispatched

@@ -58,6 +58,8 @@ struct _tf_sink_t {
     tf_ratelimit_t rl;
     tf_rx_t rx;
     bool write_failed;
+    tf_sink_write_fn *writer;
+    void *writer_arg;
 };
 
 tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
@@ -199,6 +201,12 @@ void tf_sink_set_resume(tf_sink_t *self, uint64_t seq)
     self->resume_from = seq;
 }
 
+void tf_sink_set_writer(tf_sink_t *self, tf_sink_write_fn *fn, void *arg)
+{
+    self->writer = fn;
+    self->writer_arg = arg;
+}
+
 void tf_sink_stop(tf_sink_t *self)
 {
     atomic_store(&self->stop, true);
@@ -248,6 +256,13 @@ static int s_flush(tf_sink_t *self)
 static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
 {
     tf_sink_t *self = arg;
+    if (self->writer) {
+        if (self->writer(self->writer_arg, seq, data, len))
+            return -1;
+        self->stats.written++;
+        self->stats.bytes += len;
+        return 0;
+    }
     if (self->obuf.len + len > S_OUT_BUF && self->obuf.len > 0 && s_flush(self))
         return -1;
     if (len >= S_OUT_BUF) {

@@ -74,6 +74,10 @@ struct _tf_vent_t {
     int64_t start_ms;
     tf_vent_tick_fn *tick;
     void *tick_arg;
+    tf_vent_source_fn *source;
+    void *source_arg;
+    tf_vent_fail_fn *fail_fn;
+    void *fail_arg;
     tf_vent_stats_t stats;
     tf_latency_t latency;
     tf_progress_t progress;
@@ -192,6 +196,18 @@ void tf_vent_set_tick(tf_vent_t *self, tf_vent_tick_fn *fn, void *arg)
 {
     self->tick = fn;
     self->tick_arg = arg;
+}
+
+void tf_vent_set_source(tf_vent_t *self, tf_vent_source_fn *fn, void *arg)
+{
+    self->source = fn;
+    self->source_arg = arg;
+}
+
+void tf_vent_set_fail_fn(tf_vent_t *self, tf_vent_fail_fn *fn, void *arg)
+{
+    self->fail_fn = fn;
+    self->fail_arg = arg;
 }
 
 void tf_vent_stop(tf_vent_t *self)
@@ -341,8 +357,11 @@ static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const c
     slot->deadline = tf_now_ms() + self->cfg->ack_timeout_ms;
     self->stats.failed++;
     int shown = slot->len > 200 ? 200 : (int)slot->len;
-    zsys_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why, shown,
-               slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
+    if (self->fail_fn)
+        self->fail_fn(self->fail_arg, seq, slot->last_status, slot->last_detail);
+    else
+        zsys_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why,
+                   shown, slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
     if (self->failed_file) {
         if (slot->len)
             fwrite(slot->data, 1, slot->len, self->failed_file);
@@ -365,7 +384,15 @@ static bool s_read_input(tf_vent_t *self)
         const uint8_t *data;
         size_t len;
         uint64_t line;
-        tf_rd_status_t st = tf_reader_next(self->reader, &data, &len, &line);
+        tf_rd_status_t st;
+        if (self->source) {
+            line = tf_window_next(self->window) + 1;
+            st = self->source(self->source_arg, line - 1, &data, &len) ? TF_RD_ITEM : TF_RD_EOF;
+            if (st == TF_RD_ITEM && len > (size_t)self->cfg->max_item)
+                st = TF_RD_TOOLONG;
+        }
+        else
+            st = tf_reader_next(self->reader, &data, &len, &line);
         if (st == TF_RD_AGAIN)
             return false; //  poll tells when to read more
         if (st == TF_RD_EOF) {
@@ -377,7 +404,8 @@ static bool s_read_input(tf_vent_t *self)
         }
         if (!tf_window_has_room(self->window, len)) {
             //  Over the byte budget: wait for acks. The reader keeps the item.
-            tf_reader_unget(self->reader);
+            if (!self->source)
+                tf_reader_unget(self->reader);
             return false;
         }
         uint64_t seq = tf_window_next(self->window);
@@ -391,7 +419,8 @@ static bool s_read_input(tf_vent_t *self)
         if (st == TF_RD_ITEM && len > 0) {
             copy = malloc(len);
             if (!copy) {
-                tf_reader_unget(self->reader);
+                if (!self->source)
+                    tf_reader_unget(self->reader);
                 return false;
             }
             memcpy(copy, data, len);
@@ -580,6 +609,7 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
         else {
             slot->failures++;
             slot->last_status = d.status;
+            slot->last_detail = d.detail;
             p->failed++;
             char why[96];
             if (d.status == TF_ST_EXIT)
@@ -873,7 +903,7 @@ int tf_vent_run(tf_vent_t *self)
         s_phase(self);
         if (self->phase == S_FINISHED)
             break;
-        bool want_input = !self->input_done && tf_window_has_room(self->window, 0);
+        bool want_input = !self->source && !self->input_done && tf_window_has_room(self->window, 0);
         zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, self->in_fd, ZMQ_POLLIN, 0}};
         int64_t timeout = self->next_hb - tf_now_ms();
         if (self->next_scan - tf_now_ms() < timeout)

@@ -52,6 +52,15 @@ void tf_vent_stop(tf_vent_t *self);
 //  Thread-safe: leave the loop at once (the job cannot finish).
 void tf_vent_abort(tf_vent_t *self);
 
+//  Items from memory instead of the input file: `fn` returns 1 and sets
+//  *data/*len for item `seq` (it may be asked for the same seq twice), or 0
+//  past the last item. The data is copied.
+typedef int(tf_vent_source_fn)(void *arg, uint64_t seq, const uint8_t **data, size_t *len);
+void tf_vent_set_source(tf_vent_t *self, tf_vent_source_fn *fn, void *arg);
+//  Called for each item that failed for good (instead of logging it).
+typedef void(tf_vent_fail_fn)(void *arg, uint64_t seq, int status, uint32_t detail);
+void tf_vent_set_fail_fn(tf_vent_t *self, tf_vent_fail_fn *fn, void *arg);
+
 //  Runs the job to its end. Returns 0 when every item succeeded, 1 when
 //  some failed, 2 on error, 130 when interrupted.
 int tf_vent_run(tf_vent_t *self);
