@@ -298,7 +298,8 @@ static int s_set(tf_config_t *self, const s_option_t *o, const char *text, const
                 return -1;
             }
             if (o->kind == O_INT && cJSON_IsNumber(json) &&
-                json->valuedouble != (double)(int64_t)json->valuedouble) {
+                (!(json->valuedouble >= -0x1p63 && json->valuedouble < 0x1p63) ||
+                 json->valuedouble != (double)(int64_t)json->valuedouble)) {
                 s_err(err, errlen, "%s: '%s' must be a whole number", where, o->name);
                 return -1;
             }

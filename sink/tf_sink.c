@@ -2,6 +2,7 @@
     them to the ventilator in batches and writes them in input order. */
 #include "tf_sink.h"
 
+#include "tf_curve.h"
 #include "tf_journal.h"
 #include "tf_log.h"
 #include "tf_net.h"
@@ -132,6 +133,22 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->pull, cfg->max_result + (1 << 20));
     tf_net_setup(self->dealer, 1 << 20);
+    if (cfg->curve_server_key) {
+        if (tf_curve_server(self->pull, cfg->curve_server_key, cfg->curve_allow, err, errlen))
+            goto fail;
+        //  Towards the ventilator the sink is a client; by default with the
+        //  job's server key pair, which the ventilator then must allow.
+        const char *mine = cfg->curve_client_key ? cfg->curve_client_key : cfg->curve_server_key;
+        const char *theirs =
+            cfg->curve_server_public ? cfg->curve_server_public : cfg->curve_server_key;
+        if (tf_curve_client(self->dealer, mine, theirs, err, errlen))
+            goto fail;
+    }
+    else if (cfg->curve_client_key || cfg->curve_server_public) {
+        if (tf_curve_client(self->dealer, cfg->curve_client_key, cfg->curve_server_public, err,
+                            errlen))
+            goto fail;
+    }
     if (cfg->bind && tf_sink_bind(self, cfg->bind, err, errlen))
         goto fail;
     if (cfg->ventilator)

@@ -8,6 +8,7 @@
 */
 #define _GNU_SOURCE
 #include "tf_config.h"
+#include "tf_curve.h"
 #include "tf_log.h"
 #include "tf_net.h"
 #include "tf_proc.h"
@@ -25,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -184,6 +187,12 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
     snprintf(num, sizeof num, "%d", cfg->quiet ? 0 : (int)cfg->verbose);
     rc |= s_push_arg(&argv, &n, "-v");
     rc |= s_push_arg(&argv, &n, num);
+    if (cfg->curve_server_key) {
+        rc |= s_push_arg(&argv, &n, "--curve-client-key");
+        rc |= s_push_arg(&argv, &n, cfg->curve_server_key);
+        rc |= s_push_arg(&argv, &n, "--curve-server-public");
+        rc |= s_push_arg(&argv, &n, cfg->curve_server_key);
+    }
     if (cfg->plugin) {
         rc |= s_push_arg(&argv, &n, "--plugin");
         rc |= s_push_arg(&argv, &n, cfg->plugin);
@@ -199,6 +208,67 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
 }
 
 static int s_cmd_worker(tf_config_t *cfg);
+
+static void s_rm_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        char file[PATH_MAX];
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.' && snprintf(file, sizeof file, "%s/%s", path, e->d_name) <
+                                           (int)sizeof file)
+                unlink(file);
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+//  run with CURVE: remote workers must be in --curve-allow (if given); the
+//  local workers use the job's own key pair, so it is allowed too.
+static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_t errlen)
+{
+    if (mkdir(allow, 0700)) {
+        snprintf(err, errlen, "cannot create '%s': %s", allow, strerror(errno));
+        return -1;
+    }
+    if (cfg->curve_allow) {
+        DIR *d = opendir(cfg->curve_allow);
+        if (!d) {
+            snprintf(err, errlen, "--curve-allow: cannot read '%s': %s", cfg->curve_allow,
+                     strerror(errno));
+            return -1;
+        }
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char from[PATH_MAX], to[PATH_MAX];
+            if (e->d_name[0] == '.' ||
+                snprintf(from, sizeof from, "%s/%s", cfg->curve_allow, e->d_name) >=
+                    (int)sizeof from ||
+                snprintf(to, sizeof to, "%s/%s", allow, e->d_name) >= (int)sizeof to)
+                continue;
+            zcert_t *c = zcert_load(from);
+            if (c) {
+                zcert_save_public(c, to);
+                zcert_destroy(&c);
+            }
+        }
+        closedir(d);
+    }
+    zcert_t *own = zcert_load(cfg->curve_server_key);
+    if (!own) {
+        snprintf(err, errlen, "--curve-server-key: cannot read CURVE certificate '%s'",
+                 cfg->curve_server_key);
+        return -1;
+    }
+    char to[PATH_MAX];
+    snprintf(to, sizeof to, "%s/taskfarm-run-local", allow);
+    zcert_save_public(own, to);
+    zcert_destroy(&own);
+    free(cfg->curve_allow);
+    cfg->curve_allow = tf_strdup(allow);
+    return cfg->curve_allow ? 0 : -1;
+}
 
 //  A forked local worker: never returns.
 static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep,
@@ -219,6 +289,11 @@ static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *si
     wc.sink = (char *)(uintptr_t)sink_ep;
     wc.workers = 1;
     wc.once = true;
+    if (cfg->curve_server_key) {
+        //  Local workers present the job's own key pair, which run allows.
+        wc.curve_client_key = cfg->curve_server_key;
+        wc.curve_server_public = cfg->curve_server_key;
+    }
     int rc = s_cmd_worker(&wc);
     fflush(NULL);
     _exit(rc);
@@ -255,6 +330,7 @@ static int s_cmd_run(tf_config_t *cfg)
     snprintf(vent_inproc, sizeof vent_inproc, "inproc://taskfarm-vent-%d", (int)getpid());
     gethostname(run.host, sizeof run.host - 1);
     int rc = 2;
+    char allow_dir[PATH_MAX] = "";
     pthread_t sink_thread;
     bool sink_started = false;
 
@@ -282,6 +358,13 @@ static int s_cmd_run(tf_config_t *cfg)
         run.nchildren++;
     }
     s_logging(cfg, "taskfarm");
+    if (cfg->curve_server_key) {
+        snprintf(allow_dir, sizeof allow_dir, "%s/allow", dir);
+        if (s_run_allow_dir(cfg, allow_dir, err, sizeof err)) {
+            fprintf(stderr, "taskfarm run: %s\n", err);
+            goto done;
+        }
+    }
     run.vent = tf_vent_new(cfg, err, sizeof err);
     if (!run.vent) {
         fprintf(stderr, "taskfarm run: %s\n", err);
@@ -369,6 +452,8 @@ done:
     unlink(path);
     snprintf(path, sizeof path, "%s/sink", dir);
     unlink(path);
+    if (allow_dir[0])
+        s_rm_dir(allow_dir);
     rmdir(dir);
     return rc;
 }
@@ -504,6 +589,7 @@ int main(int argc, char **argv)
     }
     bool quick = cmd == TF_CMD_RUN || (cmd == TF_CMD_WORKER && cfg.once);
     tf_config_free(&cfg);
+    tf_curve_shutdown(); //  before czmq's own teardown
     if (quick) {
         //  Everything is written and the job is over: skip czmq's teardown
         //  (milliseconds of socket and context shutdown that nobody waits on).

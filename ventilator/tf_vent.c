@@ -2,6 +2,7 @@
     re-sends what is not acknowledged, and ends the job with the sink. */
 #include "tf_vent.h"
 
+#include "tf_curve.h"
 #include "tf_log.h"
 #include "tf_net.h"
 #include "tf_proto.h"
@@ -147,6 +148,9 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->router, 16 << 20);
     zsock_set_router_mandatory(self->router, 1);
+    if (cfg->curve_server_key &&
+        tf_curve_server(self->router, cfg->curve_server_key, cfg->curve_allow, err, errlen))
+        goto fail;
     if (cfg->bind && tf_vent_bind(self, cfg->bind, err, errlen))
         goto fail;
     if (cfg->cmd != TF_CMD_RUN && cfg->listen && tf_vent_bind(self, cfg->listen, err, errlen))

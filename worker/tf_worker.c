@@ -11,6 +11,7 @@
 #include "tf_worker.h"
 
 #include "taskfarm_plugin.h"
+#include "tf_curve.h"
 #include "tf_fnslot.h"
 #include "tf_log.h"
 #include "tf_net.h"
@@ -290,6 +291,15 @@ static tf_worker_t *s_new(const tf_config_t *cfg, const tf_fn_t *fn, char *err, 
             if (!self->slots[i].fns)
                 goto fail;
         }
+    }
+    if (cfg->curve_client_key || cfg->curve_server_public) {
+        zsock_t *probe = zsock_new(ZMQ_DEALER);
+        int bad = probe ? tf_curve_client(probe, cfg->curve_client_key, cfg->curve_server_public,
+                                          err, errlen)
+                        : 0;
+        zsock_destroy(&probe);
+        if (bad)
+            goto fail;
     }
     char host[200] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -857,6 +867,15 @@ static void s_check_timeouts(tf_worker_t *self)
 //  --------------------------------------------------------------------------
 //  Session with the ventilator
 
+//  CURVE client keys on a socket, when configured (checked at start).
+static int s_curve(tf_worker_t *self, zsock_t *sock, char *err, size_t errlen)
+{
+    if (!self->cfg->curve_client_key && !self->cfg->curve_server_public)
+        return 0;
+    return tf_curve_client(sock, self->cfg->curve_client_key, self->cfg->curve_server_public, err,
+                           errlen);
+}
+
 static void s_session_new(tf_worker_t *self)
 {
     zsock_destroy(&self->dealer);
@@ -870,6 +889,9 @@ static void s_session_new(tf_worker_t *self)
     snprintf(rid, sizeof rid, "W%s-%llu", self->name, (unsigned long long)++self->session);
     zsock_set_identity(self->dealer, rid);
     tf_net_reconnect_policy(self->dealer, self->cfg->connect);
+    char err[256];
+    if (s_curve(self, self->dealer, err, sizeof err))
+        zsys_error("worker: %s", err);
     if (zsock_connect(self->dealer, "%s", self->cfg->connect) < 0)
         zsys_error("worker: cannot connect to '%s': %s", self->cfg->connect,
                    zmq_strerror(zmq_errno()));
@@ -903,6 +925,9 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
     tf_net_setup(self->push, 1 << 20);
     zsock_set_linger(self->push, 2000); //  let results leave on exit
     tf_net_reconnect_policy(self->push, ep);
+    char err[256];
+    if (s_curve(self, self->push, err, sizeof err))
+        zsys_error("worker: %s", err);
     if (zsock_connect(self->push, "%s", ep) < 0) {
         zsys_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->push);

@@ -1,0 +1,124 @@
+/*  tf_curve.c -- CURVE encryption and authentication for taskfarm sockets. */
+#include "tf_curve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static zactor_t *s_auth = NULL;
+static char s_auth_dir[4096];
+
+static zcert_t *s_load(const char *file, const char *what, char *err, size_t errlen)
+{
+    struct stat st;
+    if (!file || stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot read CURVE certificate '%s'", what, file ? file : "");
+        return NULL;
+    }
+    zcert_t *cert = zcert_load(file);
+    if (!cert)
+        snprintf(err, errlen, "%s: '%s' is not a CURVE certificate (see taskfarm keygen)", what,
+                 file);
+    return cert;
+}
+
+static bool s_has_secret(zcert_t *cert)
+{
+    static const char zero[41] = "0000000000000000000000000000000000000000";
+    const char *sk = zcert_secret_txt(cert);
+    return sk && strcmp(sk, zero) != 0;
+}
+
+int tf_curve_server(zsock_t *sock, const char *key_file, const char *allow_dir, char *err,
+                    size_t errlen)
+{
+    zcert_t *cert = s_load(key_file, "--curve-server-key", err, errlen);
+    if (!cert)
+        return -1;
+    if (!s_has_secret(cert)) {
+        snprintf(err, errlen, "--curve-server-key: '%s' holds no secret key (use NAME_secret)",
+                 key_file);
+        zcert_destroy(&cert);
+        return -1;
+    }
+    if (allow_dir) {
+        struct stat st;
+        if (stat(allow_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "--curve-allow: '%s' is not a directory", allow_dir);
+            zcert_destroy(&cert);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&s_lock);
+    int rc = 0;
+    if (!s_auth) {
+        s_auth = zactor_new(zauth, NULL);
+        if (!s_auth)
+            rc = -1;
+        else if (allow_dir) {
+            zstr_sendx(s_auth, "CURVE", allow_dir, NULL);
+            zsock_wait(s_auth);
+            snprintf(s_auth_dir, sizeof s_auth_dir, "%s", allow_dir);
+        }
+        else {
+            zstr_sendx(s_auth, "CURVE", CURVE_ALLOW_ANY, NULL);
+            zsock_wait(s_auth);
+            s_auth_dir[0] = '\0';
+        }
+    }
+    else if ((allow_dir ? allow_dir : "")[0] != s_auth_dir[0] ||
+             strcmp(allow_dir ? allow_dir : "", s_auth_dir) != 0) {
+        snprintf(err, errlen, "--curve-allow: one directory per process");
+        rc = -1;
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (rc) {
+        if (!err[0])
+            snprintf(err, errlen, "cannot start the CURVE authenticator");
+        zcert_destroy(&cert);
+        return -1;
+    }
+    zcert_apply(cert, sock);
+    zsock_set_curve_server(sock, 1);
+    zsock_set_zap_domain(sock, "taskfarm");
+    zcert_destroy(&cert);
+    return 0;
+}
+
+int tf_curve_client(zsock_t *sock, const char *client_key_file, const char *server_public_file,
+                    char *err, size_t errlen)
+{
+    if (!client_key_file || !server_public_file) {
+        snprintf(err, errlen, "CURVE needs both --curve-client-key and --curve-server-public");
+        return -1;
+    }
+    zcert_t *mine = s_load(client_key_file, "--curve-client-key", err, errlen);
+    if (!mine)
+        return -1;
+    if (!s_has_secret(mine)) {
+        snprintf(err, errlen, "--curve-client-key: '%s' holds no secret key (use NAME_secret)",
+                 client_key_file);
+        zcert_destroy(&mine);
+        return -1;
+    }
+    zcert_t *server = s_load(server_public_file, "--curve-server-public", err, errlen);
+    if (!server) {
+        zcert_destroy(&mine);
+        return -1;
+    }
+    zcert_apply(mine, sock);
+    zsock_set_curve_serverkey(sock, zcert_public_txt(server));
+    zcert_destroy(&mine);
+    zcert_destroy(&server);
+    return 0;
+}
+
+void tf_curve_shutdown(void)
+{
+    pthread_mutex_lock(&s_lock);
+    zactor_destroy(&s_auth);
+    pthread_mutex_unlock(&s_lock);
+}
