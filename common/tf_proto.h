@@ -61,7 +61,8 @@ typedef enum {
     TF_ST_TOOBIG = 5,   //  result larger than the limit
     TF_ST_BADITEM = 6,  //  item cannot be given to the command (never retried)
     TF_ST_REQUEUE = 7,  //  worker hands the item back, attempt not charged
-    TF_ST_MAX = 7
+    TF_ST_STALL = 8,    //  co-process waits for input without answering
+    TF_ST_MAX = 8
 } tf_status_t;
 
 const char *tf_status_name(int status);

@@ -615,11 +615,14 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
             slot->last_status = d.status;
             slot->last_detail = d.detail;
             p->failed++;
-            char why[96];
+            char why[160];
             if (d.status == TF_ST_EXIT)
                 snprintf(why, sizeof why, "exit status %u", d.detail);
             else if (d.status == TF_ST_SIGNAL)
                 snprintf(why, sizeof why, "killed by signal %u", d.detail);
+            else if (d.status == TF_ST_STALL)
+                snprintf(why, sizeof why, "co-process waits for input without answering (does "
+                                          "it buffer its output, or skip lines?)");
             else if (d.status == TF_ST_SPAWN)
                 snprintf(why, sizeof why, "cannot start command: %s", strerror((int)d.detail));
             else

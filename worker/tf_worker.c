@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +118,7 @@ typedef struct {
     s_queue_t outstanding;
     int64_t head_since_ms;
     int64_t started_ms;
+    int stall_checks; //  consecutive checks that found it blocked reading stdin
     //  function mode (plugin, library)
     tf_fnslot_t *fns;
 } s_slot_t;
@@ -168,6 +170,7 @@ struct _tf_worker_t {
     bool job_ended;
     uint64_t malformed;
     uint64_t done;
+    int64_t next_stall_check;
 };
 
 //  --------------------------------------------------------------------------
@@ -704,7 +707,16 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
         s_report(self, head, status, detail);
         free(head);
     }
-    //  Give the rest back in order, at the front of the queue.
+    //  A stalled co-process read every outstanding item and answered none:
+    //  they are all charged. Otherwise the rest go back, in order, to the
+    //  front of the queue, uncharged.
+    if (status == TF_ST_STALL) {
+        s_task_t *t;
+        while ((t = s_q_pop(&s->outstanding))) {
+            s_report(self, t, status, detail);
+            free(t);
+        }
+    }
     s_queue_t back = s->outstanding;
     memset(&s->outstanding, 0, sizeof s->outstanding);
     s_task_t *rev = NULL;
@@ -846,10 +858,56 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
 }
 
 //  --------------------------------------------------------------------------
-//  Timeouts
+//  Timeouts and stalls
+
+//  True when `pid` is blocked in read() on its stdin (Linux /proc).
+static bool s_reading_stdin(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool r = false;
+    if (fgets(line, sizeof line, f)) {
+        long nr = -1;
+        unsigned long fd = 99;
+        r = sscanf(line, "%ld %lx", &nr, &fd) == 2 && nr == SYS_read && fd == 0;
+    }
+    fclose(f);
+    return r;
+}
+
+//  A co-process that has read all we wrote and waits for more, while items
+//  are unanswered, will never answer: it holds its output back (stdio
+//  buffering through --no-pty) or does not write one line per item. Two
+//  checks half a second apart, after a second of silence, make it certain.
+static void s_check_stalls(tf_worker_t *self)
+{
+    int64_t now = tf_now_ms();
+    if (!self->pipe || now < self->next_stall_check)
+        return;
+    self->next_stall_check = now + 500;
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        if (s->pid <= 0 || s->outstanding.count == 0 || s->wbuf.len > 0 ||
+            now - s->head_since_ms < 1000 || !s_reading_stdin(s->pid)) {
+            s->stall_checks = 0;
+            continue;
+        }
+        if (++s->stall_checks >= 2) {
+            tf_warn("worker: co-process of slot %d waits for input but has not answered: it "
+                    "buffers its output or does not write one line per item",
+                    s->index);
+            s->stall_checks = 0;
+            s_pipe_down(self, s, TF_ST_STALL, 0);
+        }
+    }
+}
 
 static void s_check_timeouts(tf_worker_t *self)
 {
+    s_check_stalls(self);
     if (self->timeout_ms <= 0)
         return;
     int64_t now = tf_now_ms();
@@ -1184,6 +1242,8 @@ int tf_worker_run(tf_worker_t *self)
         long timeout = wake > now ? (long)(wake - now) : 0;
         if (self->timeout_ms > 0 && timeout > 20)
             timeout = 20;
+        if (self->pipe && timeout > 250)
+            timeout = 250; //  stall checks
         for (int i = 0; i < self->nslots; i++)
             if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
                 timeout = 5; //  no pidfd: poll exits
