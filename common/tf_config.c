@@ -96,8 +96,8 @@ static const s_option_t s_options[] = {
     {"curve-server-key", 0, O_STR, F(curve_server_key), 0, 0,
      TF_CMD_RUN | TF_CMD_VENTILATOR | TF_CMD_SINK, "FILE",
      "CURVE: this server's secret certificate (enables encryption)"},
-    {"curve-client-key", 0, O_STR, F(curve_client_key), 0, 0, TF_CMD_WORKER | TF_CMD_SINK,
-     "FILE", "CURVE: this client's secret certificate"},
+    {"curve-client-key", 0, O_STR, F(curve_client_key), 0, 0, TF_CMD_WORKER | TF_CMD_SINK, "FILE",
+     "CURVE: this client's secret certificate"},
     {"curve-server-public", 0, O_STR, F(curve_server_public), 0, 0, TF_CMD_WORKER | TF_CMD_SINK,
      "FILE", "CURVE: the server's public certificate"},
     {"curve-allow", 0, O_STR, F(curve_allow), 0, 0, TF_CMD_RUN | TF_CMD_VENTILATOR | TF_CMD_SINK,
@@ -216,8 +216,7 @@ int tf_endpoint_check(const char *ep, char *err, size_t errlen)
     }
     const char *port = colon + 1;
     int64_t p;
-    if (strcmp(port, "*") != 0 && strcmp(port, "0") != 0 &&
-        tf_parse_i64(port, 1, 65535, &p) != 0) {
+    if (strcmp(port, "*") != 0 && strcmp(port, "0") != 0 && tf_parse_i64(port, 1, 65535, &p) != 0) {
         s_err(err, errlen, "endpoint '%s' has a bad port '%s'", ep, port);
         return -1;
     }
@@ -312,8 +311,7 @@ static int s_set(tf_config_t *self, const s_option_t *o, const char *text, const
                       o->name, text ? text : "", (long long)o->min, (long long)o->max);
                 return -1;
             }
-        }
-        else if (tf_parse_seconds_ms(text, o->max, &v) || v < o->min) {
+        } else if (tf_parse_seconds_ms(text, o->max, &v) || v < o->min) {
             s_err(err, errlen, "%s: --%s: '%s' is not a number of seconds from %g to %g", where,
                   o->name, text ? text : "", (double)o->min / 1000.0, (double)o->max / 1000.0);
             return -1;
@@ -348,8 +346,8 @@ int tf_config_parse(tf_config_t *self, int argc, char **argv, char *err, size_t 
         const s_option_t *o = &s_options[i];
         if (!(o->cmds & self->cmd))
             continue;
-        bool arg = o->kind == O_STR || o->kind == O_INT || o->kind == O_SECS ||
-                   o->kind == O_ENDPOINT;
+        bool arg =
+            o->kind == O_STR || o->kind == O_INT || o->kind == O_SECS || o->kind == O_ENDPOINT;
         longopts[nlong].name = o->name;
         longopts[nlong].has_arg = arg ? required_argument : no_argument;
         longopts[nlong].flag = NULL;
@@ -380,8 +378,8 @@ int tf_config_parse(tf_config_t *self, int argc, char **argv, char *err, size_t 
         }
         if (c == '?') {
             if (optopt && optopt < 256)
-                s_err(err, errlen, "%s: unknown option '-%c' (see taskfarm %s --help)", cmd,
-                      optopt, cmd);
+                s_err(err, errlen, "%s: unknown option '-%c' (see taskfarm %s --help)", cmd, optopt,
+                      cmd);
             else
                 s_err(err, errlen, "%s: unknown option '%s' (see taskfarm %s --help)", cmd,
                       argv[optind - 1], cmd);
@@ -455,8 +453,7 @@ int tf_config_apply_json(tf_config_t *self, const char *text, const char *origin
         char where[512];
         snprintf(where, sizeof where, "%s: key '%s'", origin, key);
         if (strcmp(key, "command") == 0) {
-            if (!(self->cmd & EXEC_CMDS) || !cJSON_IsArray(item) ||
-                cJSON_GetArraySize(item) == 0) {
+            if (!(self->cmd & EXEC_CMDS) || !cJSON_IsArray(item) || cJSON_GetArraySize(item) == 0) {
                 s_err(err, errlen, "%s: must be a non-empty array of strings", where);
                 rc = -1;
                 goto done;
@@ -553,8 +550,7 @@ int tf_config_load_json(tf_config_t *self, const char *path, char *err, size_t e
         if (memchr(buf.data ? (const void *)buf.data : "", 0, buf.len)) {
             s_err(err, errlen, "--config: '%s' contains a NUL byte", path);
             rc = -1;
-        }
-        else {
+        } else {
             tf_buf_append(&buf, "", 1);
             rc = tf_config_apply_json(self, (const char *)buf.data, path, err, errlen);
         }

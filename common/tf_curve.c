@@ -62,15 +62,13 @@ int tf_curve_server(zsock_t *sock, const char *key_file, const char *allow_dir, 
             zstr_sendx(s_auth, "CURVE", allow_dir, NULL);
             zsock_wait(s_auth);
             snprintf(s_auth_dir, sizeof s_auth_dir, "%s", allow_dir);
-        }
-        else {
+        } else {
             zstr_sendx(s_auth, "CURVE", CURVE_ALLOW_ANY, NULL);
             zsock_wait(s_auth);
             s_auth_dir[0] = '\0';
         }
-    }
-    else if ((allow_dir ? allow_dir : "")[0] != s_auth_dir[0] ||
-             strcmp(allow_dir ? allow_dir : "", s_auth_dir) != 0) {
+    } else if ((allow_dir ? allow_dir : "")[0] != s_auth_dir[0] ||
+               strcmp(allow_dir ? allow_dir : "", s_auth_dir) != 0) {
         snprintf(err, errlen, "--curve-allow: one directory per process");
         rc = -1;
     }

@@ -85,8 +85,7 @@ void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
         //  Local peer starting beside us: retry every millisecond, no backoff.
         zsock_set_reconnect_ivl(sock, 1);
         zsock_set_reconnect_ivl_max(sock, 0);
-    }
-    else {
+    } else {
         zsock_set_reconnect_ivl(sock, 50);
         zsock_set_reconnect_ivl_max(sock, 1000);
     }

@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const char *const s_type_names[] = {
-    "invalid", "HELLO", "WELCOME", "TASKS",  "REPORT", "RESULTS",  "HEARTBEAT", "RESET",
-    "SINK_HELLO", "SINK_WELCOME", "ACK", "SKIP", "END", "FINISHED", "JOB_END"};
+    "invalid",    "HELLO",        "WELCOME", "TASKS", "REPORT", "RESULTS",  "HEARTBEAT", "RESET",
+    "SINK_HELLO", "SINK_WELCOME", "ACK",     "SKIP",  "END",    "FINISHED", "JOB_END"};
 
 static const char *const s_status_names[] = {"ok",      "exit",     "signal",  "timeout", "spawn",
                                              "too-big", "bad-item", "requeue", "stalled"};

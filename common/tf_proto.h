@@ -53,15 +53,15 @@ typedef enum {
 
 //  Completion status reported by workers.
 typedef enum {
-    TF_ST_OK = 0,       //  result sent to the sink
-    TF_ST_EXIT = 1,     //  command exited non-zero (detail = exit code)
-    TF_ST_SIGNAL = 2,   //  command killed by a signal (detail = signal)
-    TF_ST_TIMEOUT = 3,  //  --timeout expired, command killed
-    TF_ST_SPAWN = 4,    //  command could not be started (detail = errno)
-    TF_ST_TOOBIG = 5,   //  result larger than the limit
-    TF_ST_BADITEM = 6,  //  item cannot be given to the command (never retried)
-    TF_ST_REQUEUE = 7,  //  worker hands the item back, attempt not charged
-    TF_ST_STALL = 8,    //  co-process waits for input without answering
+    TF_ST_OK = 0,      //  result sent to the sink
+    TF_ST_EXIT = 1,    //  command exited non-zero (detail = exit code)
+    TF_ST_SIGNAL = 2,  //  command killed by a signal (detail = signal)
+    TF_ST_TIMEOUT = 3, //  --timeout expired, command killed
+    TF_ST_SPAWN = 4,   //  command could not be started (detail = errno)
+    TF_ST_TOOBIG = 5,  //  result larger than the limit
+    TF_ST_BADITEM = 6, //  item cannot be given to the command (never retried)
+    TF_ST_REQUEUE = 7, //  worker hands the item back, attempt not charged
+    TF_ST_STALL = 8,   //  co-process waits for input without answering
     TF_ST_MAX = 8
 } tf_status_t;
 

@@ -94,15 +94,16 @@ void tf_reader_unget(tf_reader_t *self)
     self->scan = 0;
 }
 
-tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *len, uint64_t *line_p)
+tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *len,
+                              uint64_t *line_p)
 {
     self->prev_start = self->start;
     self->prev_line = self->line;
     for (;;) {
         size_t avail = self->end - self->start;
         uint8_t *p = self->buf + self->start;
-        uint8_t *hit = avail > self->scan ? memchr(p + self->scan, self->delim, avail - self->scan)
-                                          : NULL;
+        uint8_t *hit =
+            avail > self->scan ? memchr(p + self->scan, self->delim, avail - self->scan) : NULL;
         if (hit) {
             size_t n = (size_t)(hit - p);
             self->start += n + 1;

@@ -34,7 +34,8 @@ void tf_reader_destroy(tf_reader_t **self_p);
 ssize_t tf_reader_fill(tf_reader_t *self);
 //  Next item: *data points into the reader's buffer and stays valid until
 //  the next call. Items are counted from 1 in *line_p.
-tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *len, uint64_t *line_p);
+tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *len,
+                              uint64_t *line_p);
 //  Gives back the item just returned by tf_reader_next (TF_RD_ITEM only,
 //  before any other call): the next call returns it again.
 void tf_reader_unget(tf_reader_t *self);

@@ -1,5 +1,6 @@
 /*  tf_reorder.c -- the sink's reorder buffer and duplicate filter. */
 #include "tf_reorder.h"
+#include "tf_slab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@ enum { S_EMPTY = 0, S_HELD, S_SKIP, S_DONE };
 
 typedef struct {
     uint8_t *data;
+    void *block;
     size_t len;
     uint8_t state;
 } s_entry_t;
@@ -19,7 +21,14 @@ struct _tf_reorder_t {
     uint64_t next;
     uint32_t held;
     size_t held_bytes;
+    tf_slab_t *slab;
+    bool write_through;
 };
+
+void tf_reorder_set_write_through(tf_reorder_t *self, bool on)
+{
+    self->write_through = on;
+}
 
 tf_reorder_t *tf_reorder_new(uint32_t capacity, bool ordered)
 {
@@ -29,7 +38,10 @@ tf_reorder_t *tf_reorder_new(uint32_t capacity, bool ordered)
     if (!self)
         return NULL;
     self->ring = calloc(capacity, sizeof *self->ring);
-    if (!self->ring) {
+    self->slab = tf_slab_new(256 * 1024, 4096);
+    if (!self->ring || !self->slab) {
+        free(self->ring);
+        tf_slab_destroy(&self->slab);
         free(self);
         return NULL;
     }
@@ -44,7 +56,9 @@ void tf_reorder_destroy(tf_reorder_t **self_p)
         return;
     tf_reorder_t *self = *self_p;
     for (uint32_t i = 0; i < self->capacity; i++)
-        free(self->ring[i].data);
+        if (self->ring[i].data)
+            tf_slab_release(self->slab, self->ring[i].block, self->ring[i].data);
+    tf_slab_destroy(&self->slab);
     free(self->ring);
     free(self);
     *self_p = NULL;
@@ -85,16 +99,21 @@ tf_ro_result_t tf_reorder_put(tf_reorder_t *self, uint64_t seq, const uint8_t *d
         return TF_RO_DUPLICATE;
     if (skip) {
         e->state = S_SKIP;
-    }
-    else if (!self->ordered) {
+    } else if (!self->ordered) {
         if (write && write(arg, seq, data, len))
             return TF_RO_NOMEM;
         e->state = S_DONE;
-    }
-    else {
+    } else if (self->write_through && seq == self->next && write) {
+        //  Next in order: straight out, no copy; drain releases what follows.
+        if (write(arg, seq, data, len))
+            return TF_RO_NOMEM;
+        self->next++;
+        return TF_RO_ACCEPTED;
+    } else {
         e->data = NULL;
+        e->block = NULL;
         if (len) {
-            e->data = malloc(len);
+            e->data = tf_slab_alloc(self->slab, len, &e->block);
             if (!e->data)
                 return TF_RO_NOMEM;
             memcpy(e->data, data, len);
@@ -119,13 +138,14 @@ int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *a
         if (e->state == S_HELD) {
             if (write && write(arg, self->next, e->data, e->len))
                 return -1;
-            free(e->data);
+            if (e->data)
+                tf_slab_release(self->slab, e->block, e->data);
             e->data = NULL;
+            e->block = NULL;
             self->held--;
             self->held_bytes -= e->len;
             e->len = 0;
-        }
-        else if (e->state != S_SKIP)
+        } else if (e->state != S_SKIP)
             break;
         e->state = S_EMPTY;
         self->next++;

@@ -35,6 +35,9 @@ void tf_reorder_destroy(tf_reorder_t **self_p);
 //  is called at once for a new result. Skip = item failed, no data.
 tf_ro_result_t tf_reorder_put(tf_reorder_t *self, uint64_t seq, const uint8_t *data, size_t len,
                               bool skip, tf_reorder_write_fn *write, void *arg);
+//  Ordered mode: a result that is next in order is written by put at once,
+//  without a copy (default: it waits for drain like the others).
+void tf_reorder_set_write_through(tf_reorder_t *self, bool on);
 //  Releases every result that is next in order. Returns the number
 //  released, or -1 if `write` failed.
 int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *arg);

@@ -96,14 +96,12 @@ void tf_progress_format(char *buf, size_t cap, uint64_t done, uint64_t total, bo
         bar[1 + width] = ']';
         bar[2 + width] = '\0';
         if (rate > 0)
-            s_duration(eta, sizeof eta, (double)(total - (done + failed < total ? done + failed
-                                                                                 : total)) /
-                                            rate);
+            s_duration(eta, sizeof eta,
+                       (double)(total - (done + failed < total ? done + failed : total)) / rate);
         snprintf(buf, cap, "%s %llu/%llu %3.0f%% %.1f/s ETA %s failed %llu workers %u", bar,
                  (unsigned long long)(done + failed), (unsigned long long)total, frac * 100.0, rate,
                  eta, (unsigned long long)failed, workers);
-    }
-    else
+    } else
         snprintf(buf, cap, "%llu done %.1f/s failed %llu workers %u",
                  (unsigned long long)(done + failed), rate, (unsigned long long)failed, workers);
 }

@@ -15,7 +15,25 @@ struct _tf_window_t {
     uint64_t *queue;
     size_t qhead;
     size_t qlen;
+    tf_window_release_fn *release;
+    void *release_arg;
 };
+
+static void s_release(tf_window_t *self, tf_slot_t *slot)
+{
+    if (self->release && slot->data)
+        self->release(self->release_arg, slot->block, slot->data);
+    else
+        free(slot->data);
+    slot->data = NULL;
+    slot->block = NULL;
+}
+
+void tf_window_set_release(tf_window_t *self, tf_window_release_fn *fn, void *arg)
+{
+    self->release = fn;
+    self->release_arg = arg;
+}
 
 tf_window_t *tf_window_new(uint32_t capacity, size_t max_bytes)
 {
@@ -48,7 +66,7 @@ void tf_window_destroy(tf_window_t **self_p)
         return;
     tf_window_t *self = *self_p;
     for (uint32_t i = 0; i < self->capacity; i++)
-        free(self->slots[i].data);
+        s_release(self, &self->slots[i]);
     free(self->slots);
     free(self->queue);
     free(self);
@@ -85,11 +103,17 @@ static void s_advance(tf_window_t *self)
 
 int tf_window_push(tf_window_t *self, uint64_t seq, uint8_t *data, uint32_t len)
 {
+    return tf_window_push_block(self, seq, data, len, NULL);
+}
+
+int tf_window_push_block(tf_window_t *self, uint64_t seq, uint8_t *data, uint32_t len, void *block)
+{
     if (seq != self->next || !tf_window_has_room(self, len))
         return -1;
     tf_slot_t *slot = s_slot(self, seq);
     memset(slot, 0, sizeof *slot);
     slot->data = data;
+    slot->block = block;
     slot->len = len;
     slot->state = TF_ITEM_PENDING;
     slot->worker = -1;
@@ -207,9 +231,8 @@ bool tf_window_ack(tf_window_t *self, uint64_t seq)
         return false;
     if (slot->state == TF_ITEM_PENDING)
         s_unqueue(self, seq);
-    free(slot->data);
+    s_release(self, slot);
     self->bytes -= slot->len;
-    slot->data = NULL;
     slot->len = 0;
     slot->state = TF_ITEM_ACKED;
     slot->worker = -1;

@@ -28,15 +28,16 @@ typedef enum {
 
 typedef struct {
     uint8_t *data;
+    void *block; //  allocator block of data (see tf_window_set_release)
     uint32_t len;
-    uint32_t attempt;   //  attempts started so far (1 for the first dispatch)
-    uint32_t failures;  //  attempts that failed
+    uint32_t attempt;  //  attempts started so far (1 for the first dispatch)
+    uint32_t failures; //  attempts that failed
     uint8_t state;
     uint8_t last_status;
     uint32_t last_detail;
-    int32_t worker;     //  index of the worker holding the lease, -1 none
-    int64_t deadline;   //  lease or ack deadline (ms), 0 = none
-    int64_t sent_us;    //  when last dispatched
+    int32_t worker;   //  index of the worker holding the lease, -1 none
+    int64_t deadline; //  lease or ack deadline (ms), 0 = none
+    int64_t sent_us;  //  when last dispatched
 } tf_slot_t;
 
 typedef struct _tf_window_t tf_window_t;
@@ -45,6 +46,12 @@ typedef struct _tf_window_t tf_window_t;
 //  data. Returns NULL on allocation failure.
 tf_window_t *tf_window_new(uint32_t capacity, size_t max_bytes);
 void tf_window_destroy(tf_window_t **self_p);
+
+//  Item data is released with fn(arg, block, data) instead of free(data).
+typedef void(tf_window_release_fn)(void *arg, void *block, void *data);
+void tf_window_set_release(tf_window_t *self, tf_window_release_fn *fn, void *arg);
+//  Like tf_window_push, with the allocator block of the data.
+int tf_window_push_block(tf_window_t *self, uint64_t seq, uint8_t *data, uint32_t len, void *block);
 
 uint32_t tf_window_capacity(const tf_window_t *self);
 //  True when an item of `len` bytes may enter now.

@@ -75,7 +75,10 @@ typedef struct {
     const char *listen; //  also serve remote workers here (tcp://*:5555), or NULL
 } taskfarm_opts_t;
 
-#define TASKFARM_OPTS_INIT {-1, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL}
+#define TASKFARM_OPTS_INIT                                                                         \
+    {                                                                                              \
+        -1, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL                                            \
+    }
 
 //  Maps opts->map over items[0..n). On TASKFARM_OK or TASKFARM_EMAP,
 //  *results_p is an array of n results in input order that the caller frees

@@ -107,8 +107,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
             goto fail;
         //  Cut back whatever was written after the last committed record.
         if (ftruncate(self->out_fd, (off_t)js.offset) || lseek(self->out_fd, 0, SEEK_END) < 0) {
-            snprintf(err, errlen, "cannot cut back output '%s': %s", cfg->output,
-                     strerror(errno));
+            snprintf(err, errlen, "cannot cut back output '%s': %s", cfg->output, strerror(errno));
             goto fail;
         }
         self->journal = tf_journal_open(cfg->journal, &js, err, errlen);
@@ -120,8 +119,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
         if (js.next > 0)
             tf_info("sink: resuming at item %llu, output offset %llu",
                     (unsigned long long)js.next + 1, (unsigned long long)js.offset);
-    }
-    else if (cfg->resume && to_file) {
+    } else if (cfg->resume && to_file) {
         snprintf(err, errlen, "--resume needs --journal FILE");
         goto fail;
     }
@@ -143,8 +141,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
             cfg->curve_server_public ? cfg->curve_server_public : cfg->curve_server_key;
         if (tf_curve_client(self->dealer, mine, theirs, err, errlen))
             goto fail;
-    }
-    else if (cfg->curve_client_key || cfg->curve_server_public) {
+    } else if (cfg->curve_client_key || cfg->curve_server_public) {
         if (tf_curve_client(self->dealer, cfg->curve_client_key, cfg->curve_server_public, err,
                             errlen))
             goto fail;
@@ -289,8 +286,7 @@ static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
         self->released_next = seq + 1;
         if (s_flush(self))
             return -1;
-    }
-    else {
+    } else {
         if (tf_buf_append(&self->obuf, data, len))
             return -1;
         self->released_next = seq + 1;
@@ -365,12 +361,10 @@ static void s_offer(tf_sink_t *self, uint64_t seq, const uint8_t *data, size_t l
         else
             self->stats.results++;
         s_ack(self, seq);
-    }
-    else if (r == TF_RO_DUPLICATE) {
+    } else if (r == TF_RO_DUPLICATE) {
         self->stats.duplicates++;
         s_ack(self, seq); //  the ventilator may have missed our first ack
-    }
-    else if (r == TF_RO_OUT_OF_WINDOW)
+    } else if (r == TF_RO_OUT_OF_WINDOW)
         s_malformed(self, "result outside the window");
     else
         self->write_failed = true;
@@ -451,6 +445,7 @@ static void s_on_control(tf_sink_t *self)
                     return;
                 }
                 tf_reorder_start_at(self->reorder, self->resume_from);
+                tf_reorder_set_write_through(self->reorder, true);
                 self->hb_ivl = w.hb_ivl_ms;
                 self->hb_timeout = w.hb_timeout_ms;
                 self->welcomed = true;
@@ -502,8 +497,7 @@ int tf_sink_run(tf_sink_t *self)
     }
     tf_net_reconnect_policy(self->dealer, self->ventilator);
     if (zsock_connect(self->dealer, "%s", self->ventilator) < 0) {
-        zsys_error("sink: cannot connect to '%s': %s", self->ventilator,
-                   zmq_strerror(zmq_errno()));
+        zsys_error("sink: cannot connect to '%s': %s", self->ventilator, zmq_strerror(zmq_errno()));
         return 2;
     }
     int64_t now = tf_now_ms();
@@ -563,8 +557,7 @@ int tf_sink_run(tf_sink_t *self)
         if (self->ended && self->reorder && tf_reorder_next(self->reorder) >= self->total) {
             if (s_flush(self))
                 break;
-            if (tf_enc_finished(&self->msg, self->job, self->stats.written, self->failed == 0) ==
-                0)
+            if (tf_enc_finished(&self->msg, self->job, self->stats.written, self->failed == 0) == 0)
                 tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
             //  Let the FINISHED leave before the socket closes.
             zsock_set_linger(self->dealer, 1000);

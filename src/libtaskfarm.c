@@ -297,8 +297,7 @@ int taskfarm_serve(const taskfarm_opts_t *opts, const char *endpoint)
     if (!worker) {
         zsys_error("taskfarm_serve: %s", err);
         rc = strstr(err, "init") ? TASKFARM_EINIT : TASKFARM_ENOMEM;
-    }
-    else if (tf_worker_run(worker) != 0)
+    } else if (tf_worker_run(worker) != 0)
         rc = TASKFARM_ENET;
     tf_worker_destroy(&worker);
     wcfg.connect = NULL;

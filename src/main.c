@@ -109,8 +109,8 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
         c->pid = 0;
         //  A worker that cannot even start (bad command, plugin, ...) is not
         //  restarted; one that crashed mid-job is, a bounded number of times.
-        bool startup_failure = WIFEXITED(st) && WEXITSTATUS(st) != 0 &&
-                               tf_now_ms() - c->started_ms < 1000;
+        bool startup_failure =
+            WIFEXITED(st) && WEXITSTATUS(st) != 0 && tf_now_ms() - c->started_ms < 1000;
         if (tf_interrupted() || startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
             continue;
         c->respawns++;
@@ -216,8 +216,8 @@ static void s_rm_dir(const char *path)
         struct dirent *e;
         char file[PATH_MAX];
         while ((e = readdir(d)))
-            if (e->d_name[0] != '.' && snprintf(file, sizeof file, "%s/%s", path, e->d_name) <
-                                           (int)sizeof file)
+            if (e->d_name[0] != '.' &&
+                snprintf(file, sizeof file, "%s/%s", path, e->d_name) < (int)sizeof file)
                 unlink(file);
         closedir(d);
     }
@@ -271,8 +271,7 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
 }
 
 //  A forked local worker: never returns.
-static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep,
-                           pid_t parent)
+static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep, pid_t parent)
 {
     //  If `run` dies (even by SIGKILL), its local workers go too.
     prctl(PR_SET_PDEATHSIG, SIGTERM);

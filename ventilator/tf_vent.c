@@ -8,6 +8,7 @@
 #include "tf_proto.h"
 #include "tf_reader.h"
 #include "tf_signal.h"
+#include "tf_slab.h"
 #include "tf_stats.h"
 #include "tf_window.h"
 
@@ -43,6 +44,7 @@ struct _tf_vent_t {
     const tf_config_t *cfg;
     zsock_t *router;
     tf_window_t *window;
+    tf_slab_t *slab; //  item copies
     tf_reader_t *reader;
     int in_fd;
     bool in_owned;
@@ -100,6 +102,12 @@ static uint64_t s_random_job(void)
     return job ? job : 1;
 }
 
+static void s_release_item(void *arg, void *block, void *data)
+{
+    tf_vent_t *self = arg;
+    tf_slab_release(self->slab, block, data);
+}
+
 tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
 {
     tf_vent_t *self = calloc(1, sizeof *self);
@@ -129,10 +137,12 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     self->reader = tf_reader_new(self->in_fd, cfg->null_sep ? '\0' : '\n', (size_t)cfg->max_item);
     self->window = tf_window_new((uint32_t)cfg->window, (size_t)cfg->window_bytes);
-    if (!self->reader || !self->window) {
+    self->slab = tf_slab_new(256 * 1024, 4096);
+    if (!self->reader || !self->window || !self->slab) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    tf_window_set_release(self->window, s_release_item, self);
     if (cfg->failed) {
         self->failed_file = fopen(cfg->failed, "w");
         if (!self->failed_file) {
@@ -169,7 +179,8 @@ void tf_vent_destroy(tf_vent_t **self_p)
     tf_vent_t *self = *self_p;
     tf_rx_close(&self->rx);
     zsock_destroy(&self->router);
-    tf_window_destroy(&self->window);
+    tf_window_destroy(&self->window); //  releases item copies: before the slab
+    tf_slab_destroy(&self->slab);
     tf_reader_destroy(&self->reader);
     if (self->in_owned)
         close(self->in_fd);
@@ -308,8 +319,7 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
         self->sink = -1;
         self->sink_ep[0] = '\0';
-    }
-    else {
+    } else {
         int64_t silent = tf_now_ms() - p->last_heard;
         tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued", p->name, why, p->leased);
         tf_window_each(self->window, TF_ITEM_LEASED, peer, s_requeue_lost, self);
@@ -394,8 +404,7 @@ static bool s_read_input(tf_vent_t *self)
             st = self->source(self->source_arg, line - 1, &data, &len) ? TF_RD_ITEM : TF_RD_EOF;
             if (st == TF_RD_ITEM && len > (size_t)self->cfg->max_item)
                 st = TF_RD_TOOLONG;
-        }
-        else
+        } else
             st = tf_reader_next(self->reader, &data, &len, &line);
         if (st == TF_RD_AGAIN)
             return false; //  poll tells when to read more
@@ -420,8 +429,9 @@ static bool s_read_input(tf_vent_t *self)
             continue;
         }
         uint8_t *copy = NULL;
+        void *block = NULL;
         if (st == TF_RD_ITEM && len > 0) {
-            copy = malloc(len);
+            copy = tf_slab_alloc(self->slab, len, &block);
             if (!copy) {
                 if (!self->source)
                     tf_reader_unget(self->reader);
@@ -429,7 +439,8 @@ static bool s_read_input(tf_vent_t *self)
             }
             memcpy(copy, data, len);
         }
-        tf_window_push(self->window, seq, copy, (uint32_t)(st == TF_RD_ITEM ? len : 0));
+        tf_window_push_block(self->window, seq, copy, (uint32_t)(st == TF_RD_ITEM ? len : 0),
+                             block);
         self->stats.items++;
         if (st == TF_RD_TOOLONG) {
             tf_slot_t *slot = tf_window_get(self->window, seq);
@@ -541,8 +552,8 @@ static void s_send_welcome(tf_vent_t *self, int w)
     memset(&wl, 0, sizeof wl);
     wl.hb_ivl_ms = (uint32_t)self->cfg->heartbeat_ms;
     wl.hb_timeout_ms = (uint32_t)self->cfg->heartbeat_timeout_ms;
-    wl.timeout_ms = (uint32_t)(self->cfg->timeout_ms > UINT32_MAX ? UINT32_MAX
-                                                                  : self->cfg->timeout_ms);
+    wl.timeout_ms =
+        (uint32_t)(self->cfg->timeout_ms > UINT32_MAX ? UINT32_MAX : self->cfg->timeout_ms);
     wl.max_result = (uint32_t)self->cfg->max_result;
     snprintf(wl.sink, sizeof wl.sink, "%s",
              self->sink_override[0] ? self->sink_override : self->sink_ep);
@@ -573,8 +584,7 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         self->nworkers++;
         self->stats.workers_seen++;
         tf_info("ventilator: worker %s joined with %u slot(s)", p->name, p->slots);
-    }
-    else if (self->peers[w].is_sink) {
+    } else if (self->peers[w].is_sink) {
         s_malformed(self, "HELLO from the sink's connection");
         return;
     }
@@ -605,12 +615,10 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
             slot->deadline = now + self->cfg->ack_timeout_ms;
             p->done++;
             tf_latency_add(&self->latency, d.duration_us);
-        }
-        else if (d.status == TF_ST_REQUEUE) {
+        } else if (d.status == TF_ST_REQUEUE) {
             slot->attempt--; //  not charged
             tf_window_requeue(self->window, d.seq);
-        }
-        else {
+        } else {
             slot->failures++;
             slot->last_status = d.status;
             slot->last_detail = d.detail;
@@ -621,8 +629,9 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
             else if (d.status == TF_ST_SIGNAL)
                 snprintf(why, sizeof why, "killed by signal %u", d.detail);
             else if (d.status == TF_ST_STALL)
-                snprintf(why, sizeof why, "co-process waits for input without answering (does "
-                                          "it buffer its output, or skip lines?)");
+                snprintf(why, sizeof why,
+                         "co-process waits for input without answering (does "
+                         "it buffer its output, or skip lines?)");
             else if (d.status == TF_ST_SPAWN)
                 snprintf(why, sizeof why, "cannot start command: %s", strerror((int)d.detail));
             else
@@ -632,8 +641,7 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
                 snprintf(full, sizeof full, "%s after %u attempt(s) (last on %s)", why,
                          slot->failures, p->name);
                 s_fail_final(self, d.seq, slot, full);
-            }
-            else {
+            } else {
                 tf_info("ventilator: item %llu attempt %u failed on %s: %s, retrying",
                         (unsigned long long)d.seq + 1, d.attempt, p->name, why);
                 tf_window_requeue(self->window, d.seq);
@@ -651,8 +659,8 @@ static void s_on_ack(tf_vent_t *self, const uint8_t *data, size_t size)
     tf_range_t r;
     while (tf_iter_range(&it, &r)) {
         uint64_t end = r.start + r.count;
-        uint64_t lo = r.start < tf_window_base(self->window) ? tf_window_base(self->window)
-                                                             : r.start;
+        uint64_t lo =
+            r.start < tf_window_base(self->window) ? tf_window_base(self->window) : r.start;
         uint64_t hi = end > tf_window_next(self->window) ? tf_window_next(self->window) : end;
         for (uint64_t s = lo; s < hi; s++) {
             tf_slot_t *slot = tf_window_get(self->window, s);
@@ -717,8 +725,8 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
                             (uint32_t)self->cfg->heartbeat_timeout_ms};
     if (tf_enc_sink_welcome(&self->out, self->job, &sw) == 0)
         s_send(self, s, &self->out);
-    if (self->phase >= S_ENDING && tf_enc_end(&self->out, self->job, self->end_total,
-                                              self->stats.failed) == 0)
+    if (self->phase >= S_ENDING &&
+        tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed) == 0)
         s_send(self, s, &self->out);
 }
 
@@ -755,8 +763,7 @@ static void s_handle(tf_vent_t *self)
                 tf_enc_reset(&self->out, self->job, 1);
                 tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
                             self->out.len);
-            }
-            else
+            } else
                 s_malformed(self, "message from an unknown peer or job");
             continue;
         }
@@ -810,13 +817,11 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
             s_fail_final(self, seq, slot, "lease expired (timeout)");
         else
             tf_window_requeue(self->window, seq);
-    }
-    else if (slot->state == TF_ITEM_COMPLETED) {
+    } else if (slot->state == TF_ITEM_COMPLETED) {
         //  Done but never acknowledged: the result was lost on the way.
         self->stats.resent_ack++;
         tf_window_requeue(self->window, seq);
-    }
-    else if (slot->state == TF_ITEM_FAILED) {
+    } else if (slot->state == TF_ITEM_FAILED) {
         slot->deadline = now + self->cfg->ack_timeout_ms;
         s_skip_add(self, seq);
     }
@@ -867,9 +872,8 @@ static void s_phase(tf_vent_t *self)
                                      tf_window_pending(self->window)));
         self->phase = S_DRAINING;
         self->input_done = true;
-        self->drain_deadline =
-            now + (self->cfg->timeout_ms > 0 ? self->cfg->timeout_ms : 0) +
-            2 * self->cfg->heartbeat_timeout_ms + self->cfg->ack_timeout_ms;
+        self->drain_deadline = now + (self->cfg->timeout_ms > 0 ? self->cfg->timeout_ms : 0) +
+                               2 * self->cfg->heartbeat_timeout_ms + self->cfg->ack_timeout_ms;
     }
     if (self->phase == S_RUNNING && self->input_done && tf_window_inflight(self->window) == 0) {
         self->phase = S_ENDING;

@@ -18,6 +18,7 @@
 #include "tf_proc.h"
 #include "tf_proto.h"
 #include "tf_signal.h"
+#include "tf_slab.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -34,11 +35,12 @@
 #define S_RESULTS_FLUSH (256 * 1024)
 #define S_PREFETCH_US 5000 //  keep about this much work queued per slot
 #define S_MAX_PREFETCH 8192
-#define S_PIPE_DEPTH 4096      //  items inside one co-process at most
+#define S_PIPE_DEPTH 4096       //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
 
 typedef struct s_task {
     struct s_task *next;
+    void *block; //  slab block holding this task
     uint64_t job;
     uint64_t session;
     uint64_t seq;
@@ -87,11 +89,17 @@ static s_task_t *s_q_pop(s_queue_t *q)
     return t;
 }
 
-static void s_q_clear(s_queue_t *q)
+//  Tasks come from the worker's slab (one worker, one thread).
+static void s_task_free(tf_slab_t *slab, s_task_t *t)
+{
+    tf_slab_release(slab, t->block, t);
+}
+
+static void s_q_clear(tf_slab_t *slab, s_queue_t *q)
 {
     s_task_t *t;
     while ((t = s_q_pop(q)))
-        free(t);
+        s_task_free(slab, t);
 }
 
 typedef struct {
@@ -156,6 +164,7 @@ struct _tf_worker_t {
     int64_t outstanding_credit;
     double avg_us;
     s_queue_t queue;
+    tf_slab_t *slab; //  tasks
     //  outgoing batches
     tf_buf_t results;
     uint32_t results_count;
@@ -171,6 +180,7 @@ struct _tf_worker_t {
     uint64_t malformed;
     uint64_t done;
     int64_t next_stall_check;
+    int64_t now_us; //  clock read once per loop turn, for per-item stamps
 };
 
 //  --------------------------------------------------------------------------
@@ -246,6 +256,12 @@ static tf_worker_t *s_new(const tf_config_t *cfg, const tf_fn_t *fn, char *err, 
     self->hb_timeout = (uint32_t)cfg->heartbeat_timeout_ms;
     self->max_result = (uint32_t)cfg->max_result;
     atomic_init(&self->stop, false);
+    self->slab = tf_slab_new(256 * 1024, 4096);
+    if (!self->slab) {
+        snprintf(err, errlen, "out of memory");
+        free(self);
+        return NULL;
+    }
     tf_buf_init(&self->results);
     tf_buf_init(&self->report);
     tf_buf_init(&self->msg);
@@ -268,13 +284,11 @@ static tf_worker_t *s_new(const tf_config_t *cfg, const tf_fn_t *fn, char *err, 
     if (fn) {
         self->fn = *fn;
         self->fnmode = true;
-    }
-    else if (cfg->plugin) {
+    } else if (cfg->plugin) {
         if (s_load_plugin(self, cfg->plugin, err, errlen))
             goto fail;
         self->fnmode = true;
-    }
-    else {
+    } else {
         if (cfg->argc == 0) {
             snprintf(err, errlen, "worker: missing COMMAND");
             goto fail;
@@ -362,14 +376,16 @@ void tf_worker_destroy(tf_worker_t **self_p)
         s_close(&s->wfd);
         s_close(&s->rfd);
         tf_fnslot_destroy(&s->fns); //  waits for a running map call
-        free(s->task);
-        s_q_clear(&s->outstanding);
+        if (s->task)
+            s_task_free(self->slab, s->task);
+        s_q_clear(self->slab, &s->outstanding);
         tf_buf_free(&s->out);
         tf_buf_free(&s->wbuf);
         tf_buf_free(&s->rbuf);
     }
     free(self->slots);
-    s_q_clear(&self->queue);
+    s_q_clear(self->slab, &self->queue);
+    tf_slab_destroy(&self->slab);
     tf_rx_close(&self->rx);
     zsock_destroy(&self->dealer);
     zsock_destroy(&self->push);
@@ -391,8 +407,7 @@ static void s_results_flush(tf_worker_t *self)
     if (self->results_count == 0)
         return;
     tf_enc_batch_finish(&self->results, self->results_count);
-    if (self->push &&
-        tf_net_send(self->push, NULL, 0, self->results.data, self->results.len) != 0)
+    if (self->push && tf_net_send(self->push, NULL, 0, self->results.data, self->results.len) != 0)
         //  Lost here means re-sent by the ventilator after its ack timeout.
         tf_debug("worker: results not sent: %s", zmq_strerror(zmq_errno()));
     self->results_count = 0;
@@ -419,7 +434,7 @@ static uint8_t *s_result_reserve(tf_worker_t *self, const s_task_t *t, size_t le
 
 static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t detail)
 {
-    int64_t now = tf_now_us();
+    int64_t now = self->now_us;
     int64_t dur = now - t->start_us;
     if (dur < 0)
         dur = 0;
@@ -502,7 +517,7 @@ static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t d
             memcpy(p, s->out.data, s->out.len);
     }
     s_report(self, t, status, detail);
-    free(t);
+    s_task_free(self->slab, t);
     s->task = NULL;
     s->out.len = 0;
     s_close(&s->in_fd);
@@ -631,14 +646,12 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     if (!self->cfg->no_pty) {
         int m, sl;
         if (tf_pty_open(&m, &sl)) {
-            zsys_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)",
-                       strerror(errno));
+            zsys_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)", strerror(errno));
             return -1;
         }
         s->wfd = s->rfd = m;
         child_in = child_out = sl;
-    }
-    else {
+    } else {
         int in[2], out[2];
         if (pipe2(in, O_CLOEXEC))
             return -1;
@@ -705,7 +718,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
         tf_warn("worker: co-process of slot %d ended (%s %u) on item %llu", s->index,
                 tf_status_name(status), detail, (unsigned long long)head->seq + 1);
         s_report(self, head, status, detail);
-        free(head);
+        s_task_free(self->slab, head);
     }
     //  A stalled co-process read every outstanding item and answered none:
     //  they are all charged. Otherwise the rest go back, in order, to the
@@ -714,7 +727,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
         s_task_t *t;
         while ((t = s_q_pop(&s->outstanding))) {
             s_report(self, t, status, detail);
-            free(t);
+            s_task_free(self->slab, t);
         }
     }
     s_queue_t back = s->outstanding;
@@ -743,9 +756,9 @@ static void s_pipe_feed(tf_worker_t *self, s_slot_t *s)
             return;
         s_task_t *t = s_q_pop(&self->queue);
         if (memchr(t->data, self->delim, t->len)) {
-            t->start_us = tf_now_us();
+            t->start_us = self->now_us;
             s_report(self, t, TF_ST_BADITEM, 0);
-            free(t);
+            s_task_free(self->slab, t);
             continue;
         }
         if (tf_buf_reserve(&s->wbuf, (size_t)t->len + 1)) {
@@ -756,8 +769,8 @@ static void s_pipe_feed(tf_worker_t *self, s_slot_t *s)
         s->wbuf.len += t->len;
         s->wbuf.data[s->wbuf.len++] = (uint8_t)self->delim;
         if (s->outstanding.count == 0) {
-            s->head_since_ms = tf_now_ms();
-            t->start_us = tf_now_us();
+            s->head_since_ms = self->now_us / 1000;
+            t->start_us = self->now_us;
         }
         s_q_push(&s->outstanding, t);
     }
@@ -778,16 +791,15 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
         if (!t) {
             if (tf_log_ratelimit(&self->rl))
                 tf_warn("worker: co-process wrote a line with no item waiting; dropped");
-        }
-        else {
+        } else {
             uint8_t *p = s_result_reserve(self, t, end - start);
             if (p)
                 memcpy(p, s->rbuf.data + start, end - start);
             s_report(self, t, TF_ST_OK, 0);
-            free(t);
+            s_task_free(self->slab, t);
             if (s->outstanding.head) {
-                s->head_since_ms = tf_now_ms();
-                s->outstanding.head->start_us = tf_now_us();
+                s->head_since_ms = self->now_us / 1000;
+                s->outstanding.head->start_us = self->now_us;
             }
         }
         start = end;
@@ -913,7 +925,8 @@ static void s_check_timeouts(tf_worker_t *self)
     int64_t now = tf_now_ms();
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (!self->pipe && !self->fnmode && s->task && s->pid > 0 && !s->kill_status && now >= s->deadline_ms) {
+        if (!self->pipe && !self->fnmode && s->task && s->pid > 0 && !s->kill_status &&
+            now >= s->deadline_ms) {
             s->kill_status = TF_ST_TIMEOUT;
             tf_proc_kill(s->pid);
         }
@@ -965,7 +978,7 @@ static void s_session_new(tf_worker_t *self)
     //  Items queued but not started belong to the old session: drop them
     //  (the ventilator re-leases them). Running ones finish and their
     //  results still go to the sink, which keeps the first copy.
-    s_q_clear(&self->queue);
+    s_q_clear(self->slab, &self->queue);
 }
 
 static void s_set_sink(tf_worker_t *self, const char *endpoint)
@@ -1012,9 +1025,11 @@ static void s_on_tasks(tf_worker_t *self, const uint8_t *data, size_t size)
     if (self->outstanding_credit < 0)
         self->outstanding_credit = 0;
     while (tf_iter_item(&it, &rec)) {
-        s_task_t *t = malloc(sizeof *t + rec.len);
+        void *block;
+        s_task_t *t = tf_slab_alloc(self->slab, sizeof *t + rec.len, &block);
         if (!t)
             break; //  lease runs out; another worker gets it
+        t->block = block;
         t->job = self->job;
         t->session = self->session;
         t->seq = rec.seq;
@@ -1059,8 +1074,9 @@ static int s_on_ventilator(tf_worker_t *self)
             self->hb_ivl = w.hb_ivl_ms;
             self->hb_timeout = w.hb_timeout_ms;
             self->timeout_ms = w.timeout_ms;
-            self->max_result = w.max_result < self->cfg->max_result ? w.max_result
-                                                                    : (uint32_t)self->cfg->max_result;
+            self->max_result = w.max_result < self->cfg->max_result
+                                   ? w.max_result
+                                   : (uint32_t)self->cfg->max_result;
             s_set_sink(self, self->cfg->sink ? self->cfg->sink : w.sink);
             if (self->state != S_ACTIVE)
                 tf_info("worker: joined job %016llx", (unsigned long long)self->job);
@@ -1081,7 +1097,7 @@ static int s_on_ventilator(tf_worker_t *self)
             if (self->state == S_ACTIVE && hdr.job != self->job)
                 break;
             tf_info("worker: job over");
-            s_q_clear(&self->queue);
+            s_q_clear(self->slab, &self->queue);
             self->job_ended = true;
             if (self->cfg->once)
                 return -1;
@@ -1139,11 +1155,10 @@ static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
         if (p && len)
             memcpy(p, out, len);
         s_report(self, t, TF_ST_OK, 0);
-    }
-    else
+    } else
         s_report(self, t, TF_ST_EXIT, (uint32_t)rc);
     free(out);
-    free(t);
+    s_task_free(self->slab, t);
 }
 
 static void s_start_work(tf_worker_t *self)
@@ -1153,11 +1168,10 @@ static void s_start_work(tf_worker_t *self)
         if (self->fnmode) {
             if (!s->task) {
                 s->task = s_q_pop(&self->queue);
-                s->task->start_us = tf_now_us();
+                s->task->start_us = self->now_us;
                 tf_fnslot_submit(s->fns, s->task->data, s->task->len);
             }
-        }
-        else if (self->pipe)
+        } else if (self->pipe)
             s_pipe_feed(self, s);
         else if (!s->task)
             s_exec_start(self, s, s_q_pop(&self->queue));
@@ -1171,6 +1185,7 @@ static bool s_idle(tf_worker_t *self)
 
 int tf_worker_run(tf_worker_t *self)
 {
+    self->now_us = tf_now_us();
     s_session_new(self);
     if (!self->dealer) {
         zsys_error("worker: cannot create socket");
@@ -1248,6 +1263,7 @@ int tf_worker_run(tf_worker_t *self)
             if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
                 timeout = 5; //  no pidfd: poll exits
         int r = zmq_poll(items, (int)n, timeout);
+        self->now_us = tf_now_us();
         if (r < 0 && zmq_errno() != EINTR) {
             zsys_error("worker: poll failed: %s", zmq_strerror(zmq_errno()));
             rc = 2;
