@@ -572,3 +572,22 @@ int tf_sink_run(tf_sink_t *self)
     }
     return rc;
 }
+
+int tf_sink_write_stats(const tf_sink_t *self, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        zsys_error("sink: cannot write --stats file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    const tf_sink_stats_t *st = &self->stats;
+    fprintf(f,
+            "{\n  \"version\": 1,\n  \"results\": %llu,\n  \"duplicates_dropped\": %llu,\n"
+            "  \"skipped\": %llu,\n  \"malformed_dropped\": %llu,\n  \"written\": %llu,\n"
+            "  \"bytes\": %llu,\n  \"acks\": %llu\n}\n",
+            (unsigned long long)st->results, (unsigned long long)st->duplicates,
+            (unsigned long long)st->skipped, (unsigned long long)st->malformed,
+            (unsigned long long)st->written, (unsigned long long)st->bytes,
+            (unsigned long long)st->acks);
+    return fclose(f) ? -1 : 0;
+}

@@ -46,6 +46,8 @@ void tf_sink_stop(tf_sink_t *self);
 //  when some failed, 2 on error, 130 when interrupted.
 int tf_sink_run(tf_sink_t *self);
 const tf_sink_stats_t *tf_sink_stats(const tf_sink_t *self);
+//  Writes the sink's counters as JSON (standalone --stats). Returns 0 or -1.
+int tf_sink_write_stats(const tf_sink_t *self, const char *path);
 
 #ifdef __cplusplus
 }

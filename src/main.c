@@ -76,6 +76,7 @@ typedef struct {
     int sink_rc;
     volatile int sink_done;
     bool all_gone;
+    int64_t next_reap;
 } s_run_t;
 
 static pid_t s_spawn_worker(s_run_t *run)
@@ -88,11 +89,25 @@ static pid_t s_spawn_worker(s_run_t *run)
     return pid;
 }
 
+static volatile sig_atomic_t s_sigchld = 0;
+
+static void s_on_sigchld(int sig)
+{
+    (void)sig;
+    s_sigchld = 1;
+}
+
 static void s_run_tick(tf_vent_t *vent, void *arg)
 {
     s_run_t *run = arg;
     if (run->sink_done && run->sink_rc >= 2)
         tf_vent_abort(vent);
+    //  Reap only when a child changed state (SIGCHLD), or now and then.
+    int64_t now = tf_now_ms();
+    if (!s_sigchld && now < run->next_reap)
+        return;
+    s_sigchld = 0;
+    run->next_reap = now + 500;
     for (int i = 0; i < run->nchildren; i++) {
         s_child_t *c = &run->children[i];
         if (c->pid <= 0)
@@ -402,6 +417,12 @@ static int s_cmd_run(tf_config_t *cfg)
         goto done;
     }
     sink_started = true;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_sigchld;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
     tf_vent_set_tick(run.vent, s_run_tick, &run);
     rc = tf_vent_run(run.vent);
     if (rc >= 2)
@@ -486,6 +507,8 @@ static int s_cmd_sink(tf_config_t *cfg)
         return 2;
     }
     int rc = tf_sink_run(sink);
+    if (cfg->stats)
+        tf_sink_write_stats(sink, cfg->stats);
     tf_sink_destroy(&sink);
     return rc;
 }

@@ -37,6 +37,7 @@
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096       //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
+#define S_FLUSH_DELAY_US 1000   //  results may wait this long for company
 
 typedef struct s_task {
     struct s_task *next;
@@ -168,6 +169,7 @@ struct _tf_worker_t {
     //  outgoing batches
     tf_buf_t results;
     uint32_t results_count;
+    int64_t results_first_us; //  when the oldest unsent result was made
     uint64_t results_job;
     tf_buf_t report;
     uint32_t report_count;
@@ -425,6 +427,7 @@ static uint8_t *s_result_reserve(tf_worker_t *self, const s_task_t *t, size_t le
         if (tf_enc_batch_begin(&self->results, TF_MSG_RESULTS, t->job))
             return NULL;
         self->results_job = t->job;
+        self->results_first_us = self->now_us;
     }
     uint8_t *p = tf_enc_item_reserve(&self->results, t->seq, t->attempt, (uint32_t)len);
     if (p)
@@ -476,7 +479,9 @@ static int64_t s_target(tf_worker_t *self)
     return self->nslots + extra;
 }
 
-static void s_report_flush(tf_worker_t *self)
+//  Sends completions and asks for credit. Credit that is needed goes out
+//  at once; completions alone may wait (`urgent` false) to share a message.
+static void s_report_flush(tf_worker_t *self, bool urgent)
 {
     if (self->state != S_ACTIVE || self->job_ended)
         return;
@@ -487,7 +492,7 @@ static void s_report_flush(tf_worker_t *self)
     int64_t min_ask = target / 4 > 1 ? target / 4 : 1;
     if (want < min_ask)
         want = 0;
-    if (self->report_count == 0 && want == 0)
+    if (want == 0 && (self->report_count == 0 || (!urgent && self->report_count < 4096)))
         return;
     if (self->report_count == 0 && tf_enc_report_begin(&self->report, self->job, 0))
         return;
@@ -1215,8 +1220,15 @@ int tf_worker_run(tf_worker_t *self)
             break;
         }
         s_start_work(self);
-        s_results_flush(self);
-        s_report_flush(self);
+        //  Natural batching with a short hold: while more results are
+        //  coming (work queued or running), a result waits up to
+        //  S_FLUSH_DELAY_US for others, so that a stream of tiny items makes
+        //  few messages; when the worker goes idle everything leaves now.
+        bool busy = self->queue.count > 0 || s_running(self) > 0;
+        bool urgent = !busy || self->now_us - self->results_first_us >= S_FLUSH_DELAY_US;
+        if (urgent)
+            s_results_flush(self);
+        s_report_flush(self, urgent || self->results_count == 0);
         if (self->job_ended && self->cfg->once && s_idle(self))
             break;
 
@@ -1259,6 +1271,8 @@ int tf_worker_run(tf_worker_t *self)
             timeout = 20;
         if (self->pipe && timeout > 250)
             timeout = 250; //  stall checks
+        if (self->results_count > 0 && timeout > 1)
+            timeout = 1; //  held results
         for (int i = 0; i < self->nslots; i++)
             if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
                 timeout = 5; //  no pidfd: poll exits
