@@ -23,6 +23,8 @@
 
 //  Largest TASKS message we build (one item may exceed it on its own).
 #define S_BATCH_BYTES (1u << 20)
+//  Peers remembered per job (for the report); HELLOs beyond are ignored.
+#define S_MAX_PEERS 65536
 
 typedef struct {
     bool used;
@@ -268,6 +270,8 @@ static int s_peer_find(tf_vent_t *self, const uint8_t *rid, size_t len)
 //  Peers are never reused within a job: their counts feed the report.
 static int s_peer_add(tf_vent_t *self, const uint8_t *rid, size_t len)
 {
+    if (self->npeers >= S_MAX_PEERS)
+        return -1;
     if (self->npeers == self->peers_cap) {
         uint32_t cap = self->peers_cap ? self->peers_cap * 2 : 16;
         s_peer_t *peers = realloc(self->peers, cap * sizeof *peers);
@@ -575,7 +579,8 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
     if (w < 0) {
         w = s_peer_add(self, self->rx.rid, self->rx.rid_len);
         if (w < 0) {
-            tf_warn("ventilator: out of memory, HELLO from %s ignored", hello.name);
+            if (tf_log_ratelimit(&self->rl))
+                tf_warn("ventilator: peer table full, HELLO from %s ignored", hello.name);
             return;
         }
         s_peer_t *p = &self->peers[w];
