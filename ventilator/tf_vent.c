@@ -51,6 +51,7 @@ struct _tf_vent_t {
     int in_fd;
     bool in_owned;
     bool input_done;
+    bool need_input; //  the reader has no whole item buffered
     uint64_t total; //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
@@ -121,6 +122,7 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     self->sink = -1;
     self->job = s_random_job();
     self->in_fd = STDIN_FILENO;
+    self->need_input = true;
     tf_buf_init(&self->out);
     tf_buf_init(&self->skip);
     tf_rx_init(&self->rx);
@@ -410,8 +412,10 @@ static bool s_read_input(tf_vent_t *self)
                 st = TF_RD_TOOLONG;
         } else
             st = tf_reader_next(self->reader, &data, &len, &line);
-        if (st == TF_RD_AGAIN)
-            return false; //  poll tells when to read more
+        if (st == TF_RD_AGAIN) {
+            self->need_input = true; //  only now read more: the buffer stays small
+            return false;
+        }
         if (st == TF_RD_EOF) {
             self->input_done = true;
             self->total = tf_window_next(self->window);
@@ -919,7 +923,8 @@ int tf_vent_run(tf_vent_t *self)
         s_phase(self);
         if (self->phase == S_FINISHED)
             break;
-        bool want_input = !self->source && !self->input_done && tf_window_has_room(self->window, 0);
+        bool want_input = !self->source && !self->input_done && self->need_input &&
+                          tf_window_has_room(self->window, 0);
         zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, self->in_fd, ZMQ_POLLIN, 0}};
         int64_t timeout = self->next_hb - tf_now_ms();
         if (self->next_scan - tf_now_ms() < timeout)
@@ -933,8 +938,10 @@ int tf_vent_run(tf_vent_t *self)
         }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_handle(self);
-        if (rc > 0 && want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+        if (rc > 0 && want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
             s_fill_input(self);
+            self->need_input = false;
+        }
         s_timers(self);
         if (self->tick)
             self->tick(self, self->tick_arg);
