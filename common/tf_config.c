@@ -459,8 +459,6 @@ int tf_config_apply_json(tf_config_t *self, const char *text, const char *origin
                 rc = -1;
                 goto done;
             }
-            if (self->argc > 0)
-                continue; //  command line wins
             int n = cJSON_GetArraySize(item);
             char **args = calloc((size_t)n + 1, sizeof(char *));
             for (int i = 0; args && i < n; i++) {
@@ -472,6 +470,10 @@ int tf_config_apply_json(tf_config_t *self, const char *text, const char *origin
                     goto done;
                 }
                 args[i] = a->valuestring;
+            }
+            if (self->argc > 0) { //  command line wins (checked above)
+                free(args);
+                continue;
             }
             if (!args || s_set_command(self, n, args)) {
                 free(args);
@@ -497,8 +499,18 @@ int tf_config_apply_json(tf_config_t *self, const char *text, const char *origin
             rc = -1;
             goto done;
         }
-        if (self->set_mask & ((uint64_t)1 << idx))
-            continue; //  command line wins
+        if (self->set_mask & ((uint64_t)1 << idx)) {
+            //  Command line wins, but the file's value must still be valid.
+            tf_config_t scratch;
+            tf_config_init(&scratch, self->cmd);
+            int bad = s_set(&scratch, &s_options[idx], NULL, item, where, err, errlen);
+            tf_config_free(&scratch);
+            if (bad) {
+                rc = -1;
+                goto done;
+            }
+            continue;
+        }
         //  progress/no-progress share a field: either on the line wins.
         if (s_options[idx].kind == O_TRI_ON || s_options[idx].kind == O_TRI_OFF) {
             bool line_set = false;

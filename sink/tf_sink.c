@@ -183,8 +183,9 @@ int tf_sink_bind(tf_sink_t *self, const char *endpoint, char *err, size_t errlen
         snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
         return -1;
     }
-    const char *last = zsock_last_endpoint(self->pull);
+    char *last = zsock_last_endpoint(self->pull); //  caller frees
     snprintf(self->last_ep, sizeof self->last_ep, "%s", last ? last : endpoint);
+    zstr_free(&last);
     if (!self->advertise[0])
         snprintf(self->advertise, sizeof self->advertise, "%s", self->last_ep);
     return 0;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *taskfarm_strerror(int error)
 {
@@ -163,8 +164,11 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
 {
     char err[512] = "";
     char vent_ep[64], sink_ep[64];
-    snprintf(vent_ep, sizeof vent_ep, "inproc://taskfarm-lib-%p-vent", (void *)job);
-    snprintf(sink_ep, sizeof sink_ep, "inproc://taskfarm-lib-%p-sink", (void *)job);
+    //  Unique per call: libzmq releases inproc names asynchronously.
+    static atomic_uint s_calls;
+    unsigned call = atomic_fetch_add(&s_calls, 1);
+    snprintf(vent_ep, sizeof vent_ep, "inproc://taskfarm-lib-%d-%u-vent", (int)getpid(), call);
+    snprintf(sink_ep, sizeof sink_ep, "inproc://taskfarm-lib-%d-%u-sink", (int)getpid(), call);
     //  The host program keeps its own signal handling.
     zsys_handler_set(NULL);
     zsys_set_logstream(stderr);
