@@ -52,7 +52,7 @@ struct _tf_vent_t {
     bool in_owned;
     bool input_done;
     bool need_input; //  the reader has no whole item buffered
-    uint64_t total; //  items read (valid when input_done)
+    uint64_t total;  //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
