@@ -613,6 +613,10 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
     tf_done_t d;
     int64_t now = tf_now_ms();
     while (tf_iter_done(&it, &d)) {
+        //  Every successful execution counts for latency, even when the
+        //  sink's ack overtook this report.
+        if (d.status == TF_ST_OK)
+            tf_latency_add(&self->latency, d.duration_us);
         tf_slot_t *slot = tf_window_get(self->window, d.seq);
         //  Stale: acked meanwhile, re-leased elsewhere, or an old attempt.
         if (!slot || slot->state != TF_ITEM_LEASED || slot->worker != w ||
@@ -623,7 +627,6 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
             slot->state = TF_ITEM_COMPLETED;
             slot->deadline = now + self->cfg->ack_timeout_ms;
             p->done++;
-            tf_latency_add(&self->latency, d.duration_us);
         } else if (d.status == TF_ST_REQUEUE) {
             slot->attempt--; //  not charged
             tf_window_requeue(self->window, d.seq);

@@ -753,10 +753,10 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
     s->rscan = 0;
 }
 
-static void s_pipe_feed(tf_worker_t *self, s_slot_t *s)
+//  Feeds queued items to slot `s`'s co-process, up to `depth` unanswered.
+static void s_pipe_feed(tf_worker_t *self, s_slot_t *s, size_t depth)
 {
-    while (self->queue.count > 0 && s->outstanding.count < S_PIPE_DEPTH &&
-           s->wbuf.len < S_PIPE_WBUF) {
+    while (self->queue.count > 0 && s->outstanding.count < depth && s->wbuf.len < S_PIPE_WBUF) {
         if (s->pid == 0 && s_pipe_spawn(self, s))
             return;
         s_task_t *t = s_q_pop(&self->queue);
@@ -1176,9 +1176,34 @@ static void s_start_work(tf_worker_t *self)
                 s->task->start_us = self->now_us;
                 tf_fnslot_submit(s->fns, s->task->data, s->task->len);
             }
-        } else if (self->pipe)
-            s_pipe_feed(self, s);
-        else if (!s->task)
+        } else if (self->pipe) {
+            //  Each co-process gets its share of the worker's credit, so
+            //  that N slots run N items at once and long items do not queue
+            //  behind one another.
+            size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
+            if (share > S_PIPE_DEPTH)
+                share = S_PIPE_DEPTH;
+            //  Round by round, one item per slot per round, shallowest first.
+            size_t level = SIZE_MAX;
+            for (int k = 0; k < self->nslots; k++)
+                if (self->slots[k].outstanding.count < level)
+                    level = self->slots[k].outstanding.count;
+            for (level++; level <= share && self->queue.count > 0; level++) {
+                bool stuck = true; //  no slot below this level could take one
+                for (int k = 0; k < self->nslots && self->queue.count > 0; k++) {
+                    s_slot_t *q = &self->slots[k];
+                    size_t before = q->outstanding.count;
+                    if (before >= level)
+                        continue;
+                    s_pipe_feed(self, q, level);
+                    if (q->outstanding.count > before)
+                        stuck = false;
+                }
+                if (stuck && level > 1)
+                    break;
+            }
+            return;
+        } else if (!s->task)
             s_exec_start(self, s, s_q_pop(&self->queue));
     }
 }
