@@ -183,6 +183,7 @@ struct _tf_worker_t {
     uint64_t done;
     int64_t next_stall_check;
     int64_t now_us; //  clock read once per loop turn, for per-item stamps
+    bool draining;  //  stopping: no new items, finishing the running ones
 };
 
 //  --------------------------------------------------------------------------
@@ -485,6 +486,17 @@ static void s_report_flush(tf_worker_t *self, bool urgent)
 {
     if (self->state != S_ACTIVE || self->job_ended)
         return;
+    if (self->draining) {
+        //  Completions only, never more credit.
+        if (self->report_count == 0)
+            return;
+        tf_enc_report_set_credit(&self->report, 0);
+        tf_enc_batch_finish(&self->report, self->report_count);
+        tf_net_send(self->dealer, NULL, 0, self->report.data, self->report.len);
+        self->report_count = 0;
+        self->report.len = 0;
+        return;
+    }
     int64_t have = (int64_t)(self->queue.count + s_running(self)) + self->outstanding_credit;
     int64_t target = s_target(self);
     int64_t want = target - have;
@@ -1238,13 +1250,38 @@ int tf_worker_run(tf_worker_t *self)
         if (self->slots[i].pid == 0)
             s_pipe_spawn(self, &self->slots[i]);
     while (!leaving) {
-        if (tf_interrupted() || atomic_load(&self->stop)) {
-            //  Stop taking items; hand back what is queued (the ventilator
-            //  re-leases it when we go silent) and leave.
-            tf_info("worker: interrupted, leaving");
+        if (atomic_load(&self->stop))
             break;
+        if (tf_interrupted() && !self->draining) {
+            //  First signal: take no more items, hand back the queued ones
+            //  at once (REQUEUE, not charged), finish what is running, then
+            //  leave. A second signal exits at once (tf_signal).
+            tf_warn("worker: stopping: handing back %zu queued item(s), finishing %zu running",
+                    self->queue.count, s_running(self));
+            self->draining = true;
+            s_task_t *t;
+            while ((t = s_q_pop(&self->queue))) {
+                s_report(self, t, TF_ST_REQUEUE, 0);
+                s_task_free(self->slab, t);
+            }
+            //  Items waiting inside co-processes behind the running one go
+            //  back too.
+            for (int i = 0; self->pipe && i < self->nslots; i++) {
+                s_slot_t *sl = &self->slots[i];
+                s_task_t *head = s_q_pop(&sl->outstanding);
+                while ((t = s_q_pop(&sl->outstanding))) {
+                    s_report(self, t, TF_ST_REQUEUE, 0);
+                    s_task_free(self->slab, t);
+                }
+                if (head)
+                    s_q_push(&sl->outstanding, head);
+            }
+            s_report_flush(self, true);
         }
-        s_start_work(self);
+        if (self->draining && s_running(self) == 0)
+            break;
+        if (!self->draining)
+            s_start_work(self);
         //  Natural batching with a short hold: while more results are
         //  coming (work queued or running), a result waits up to
         //  S_FLUSH_DELAY_US for others, so that a stream of tiny items makes
@@ -1342,6 +1379,15 @@ int tf_worker_run(tf_worker_t *self)
         s_timers(self);
     }
     s_results_flush(self);
+    if (self->draining) {
+        s_task_t *t; //  put back by a co-process that went down meanwhile
+        while ((t = s_q_pop(&self->queue))) {
+            s_report(self, t, TF_ST_REQUEUE, 0);
+            s_task_free(self->slab, t);
+        }
+        s_report_flush(self, true);
+        zsock_set_linger(self->dealer, 500); //  let the hand-back leave
+    }
     free(items);
     free(owner);
     free(role);
