@@ -259,6 +259,8 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
     }
     case TF_MSG_END:
         s_skip(&r, 16, "truncated END");
+        if (s_u8(&r, "truncated END") > TF_END_PARTIAL && !r.reason)
+            r.reason = "bad END flags";
         break;
     case TF_MSG_FINISHED:
         s_skip(&r, 8, "truncated FINISHED");
@@ -335,6 +337,7 @@ void tf_proto_get_end(const uint8_t *data, size_t size, tf_end_t *out)
     TF_UNUSED(size);
     out->total = tf_get_u64(data + TF_HDR_SIZE);
     out->failed = tf_get_u64(data + TF_HDR_SIZE + 8);
+    out->flags = data[TF_HDR_SIZE + 16];
 }
 
 void tf_proto_get_finished(const uint8_t *data, size_t size, tf_finished_t *out)
@@ -527,12 +530,13 @@ int tf_enc_reset(tf_buf_t *b, uint64_t job, uint8_t reason)
     return 0;
 }
 
-int tf_enc_end(tf_buf_t *b, uint64_t job, uint64_t total, uint64_t failed)
+int tf_enc_end(tf_buf_t *b, uint64_t job, uint64_t total, uint64_t failed, uint8_t flags)
 {
-    if (s_header(b, TF_MSG_END, job, 16))
+    if (s_header(b, TF_MSG_END, job, 17))
         return -1;
     s_w64(b, total);
     s_w64(b, failed);
+    b->data[b->len++] = flags;
     return 0;
 }
 

@@ -102,9 +102,12 @@ typedef struct {
     uint32_t hb_timeout_ms;
 } tf_sink_welcome_t;
 
+#define TF_END_PARTIAL 1 //  END flag: the job was stopped, the output is a prefix
+
 typedef struct {
     uint64_t total;
     uint64_t failed;
+    uint8_t flags;
 } tf_end_t;
 
 typedef struct {
@@ -188,7 +191,7 @@ int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from);
 int tf_enc_sink_welcome(tf_buf_t *b, uint64_t job, const tf_sink_welcome_t *w);
 int tf_enc_heartbeat(tf_buf_t *b, uint64_t job, uint32_t load);
 int tf_enc_reset(tf_buf_t *b, uint64_t job, uint8_t reason);
-int tf_enc_end(tf_buf_t *b, uint64_t job, uint64_t total, uint64_t failed);
+int tf_enc_end(tf_buf_t *b, uint64_t job, uint64_t total, uint64_t failed, uint8_t flags);
 int tf_enc_finished(tf_buf_t *b, uint64_t job, uint64_t written, uint8_t ok);
 int tf_enc_job_end(tf_buf_t *b, uint64_t job);
 

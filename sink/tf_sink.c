@@ -59,6 +59,7 @@ struct _tf_sink_t {
     tf_ratelimit_t rl;
     tf_rx_t rx;
     bool write_failed;
+    bool partial; //  the ventilator stopped early: the output is a prefix
     tf_sink_write_fn *writer;
     void *writer_arg;
 };
@@ -482,6 +483,7 @@ static void s_on_control(tf_sink_t *self)
             self->ended = true;
             self->total = e.total;
             self->failed = e.failed;
+            self->partial = (e.flags & TF_END_PARTIAL) != 0;
             break;
         }
         default:
@@ -562,7 +564,7 @@ int tf_sink_run(tf_sink_t *self)
                 tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
             //  Let the FINISHED leave before the socket closes.
             zsock_set_linger(self->dealer, 1000);
-            rc = self->failed > 0 ? 1 : 0;
+            rc = self->partial ? 130 : self->failed > 0 ? 1 : 0;
             break;
         }
     }

@@ -117,16 +117,21 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
             continue;
         char name[260];
         snprintf(name, sizeof name, "%s:%d", run->host, (int)c->pid);
-        tf_warn("run: local worker %d (pid %d) %s %d", i, (int)c->pid,
-                WIFSIGNALED(st) ? "killed by signal" : "exited with",
-                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            tf_info("run: local worker %d (pid %d) finished", i, (int)c->pid);
+        else
+            tf_warn("run: local worker %d (pid %d) %s %d", i, (int)c->pid,
+                    WIFSIGNALED(st) ? "killed by signal" : "exited with",
+                    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         tf_vent_worker_gone(vent, name);
         c->pid = 0;
         //  A worker that cannot even start (bad command, plugin, ...) is not
         //  restarted; one that crashed mid-job is, a bounded number of times.
         bool startup_failure =
             WIFEXITED(st) && WEXITSTATUS(st) != 0 && tf_now_ms() - c->started_ms < 1000;
-        if (tf_interrupted() || startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
+        bool finished = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  its job is over
+        if (tf_interrupted() || finished || startup_failure ||
+            c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
             continue;
         c->respawns++;
         c->pid = s_spawn_worker(run);
@@ -556,7 +561,8 @@ int main(int argc, char **argv)
 {
     tf_signal_install();
     if (argc < 2) {
-        s_usage(stderr);
+        fprintf(stderr, "taskfarm: missing command (run, ventilator, worker, sink, keygen); "
+                        "see taskfarm --help\n");
         return 2;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

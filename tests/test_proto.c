@@ -157,12 +157,13 @@ Test(proto, small_messages)
     s_expect_valid(&b, TF_MSG_RESET, 6);
     cr_assert_eq(tf_proto_get_reset(b.data, b.len), 3);
 
-    cr_assert_eq(tf_enc_end(&b, 7, 1000000, 12), 0);
+    cr_assert_eq(tf_enc_end(&b, 7, 1000000, 12, TF_END_PARTIAL), 0);
     s_expect_valid(&b, TF_MSG_END, 7);
     tf_end_t e;
     tf_proto_get_end(b.data, b.len, &e);
     cr_assert_eq(e.total, 1000000);
     cr_assert_eq(e.failed, 12);
+    cr_assert_eq(e.flags, TF_END_PARTIAL);
 
     cr_assert_eq(tf_enc_finished(&b, 8, 999, 1), 0);
     s_expect_valid(&b, TF_MSG_FINISHED, 8);
@@ -425,7 +426,7 @@ static void s_build(int type, tf_buf_t *b)
         tf_enc_batch_finish(b, 2);
         break;
     case TF_MSG_END: //  12 total, 20 failed
-        cr_assert_eq(tf_enc_end(b, 7, 10, 1), 0);
+        cr_assert_eq(tf_enc_end(b, 7, 10, 1, 0), 0);
         break;
     case TF_MSG_FINISHED: //  12 written, 20 ok
         cr_assert_eq(tf_enc_finished(b, 7, 10, 1), 0);
@@ -586,6 +587,8 @@ static const s_bad_t s_bad[] = {
     {"SINK_WELCOME timeout < interval", TF_MSG_SINK_WELCOME, .patch = P4(20, 499),
      .reason = "bad SINK_WELCOME settings"},
     {"END truncated", TF_MSG_END, .cut = 27, .reason = "truncated END"},
+    {"END no flags", TF_MSG_END, .cut = 28, .reason = "truncated END"},
+    {"END bad flags", TF_MSG_END, .patch = P1(28, 2), .reason = "bad END flags"},
     {"FINISHED truncated", TF_MSG_FINISHED, .cut = 20, .reason = "truncated FINISHED"},
     {"FINISHED flag 2", TF_MSG_FINISHED, .patch = P1(20, 2), .reason = "bad FINISHED flag"},
     //  ACK / SKIP

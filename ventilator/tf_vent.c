@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 //  Largest TASKS message we build (one item may exceed it on its own).
@@ -52,7 +53,8 @@ struct _tf_vent_t {
     bool in_owned;
     bool input_done;
     bool need_input; //  the reader has no whole item buffered
-    uint64_t total;  //  items read (valid when input_done)
+    bool input_error;
+    uint64_t total; //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
@@ -69,6 +71,7 @@ struct _tf_vent_t {
     int64_t drain_deadline;
     int64_t end_sent_ms;
     uint64_t resume_from; //  items below are committed by an earlier run
+    bool partial;         //  stopped before the input's end
     uint64_t end_total;
     int rr; //  round-robin start for dispatch
     tf_limits_t limits;
@@ -138,6 +141,11 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
             goto fail;
         }
         self->in_owned = true;
+        struct stat st;
+        if (fstat(self->in_fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "input '%s' is a directory", cfg->input);
+            goto fail;
+        }
     }
     self->reader = tf_reader_new(self->in_fd, cfg->null_sep ? '\0' : '\n', (size_t)cfg->max_item);
     self->window = tf_window_new((uint32_t)cfg->window, (size_t)cfg->window_bytes);
@@ -471,6 +479,7 @@ static void s_fill_input(tf_vent_t *self)
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         zsys_error("ventilator: cannot read input: %s", strerror(errno));
         self->input_done = true;
+        self->input_error = true;
         self->total = tf_window_next(self->window);
         self->stop_requested = true;
     }
@@ -738,7 +747,8 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
     if (tf_enc_sink_welcome(&self->out, self->job, &sw) == 0)
         s_send(self, s, &self->out);
     if (self->phase >= S_ENDING &&
-        tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed) == 0)
+        tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed,
+                   self->partial ? TF_END_PARTIAL : 0) == 0)
         s_send(self, s, &self->out);
 }
 
@@ -870,7 +880,8 @@ static void s_send_end(tf_vent_t *self)
 {
     if (self->sink < 0)
         return;
-    if (tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed) == 0)
+    if (tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed,
+                   self->partial ? TF_END_PARTIAL : 0) == 0)
         s_send(self, self->sink, &self->out);
     self->end_sent_ms = tf_now_ms();
 }
@@ -906,6 +917,7 @@ static void s_phase(tf_vent_t *self)
             self->phase = S_ENDING;
             //  Everything below base is acknowledged: the sink writes that prefix.
             self->end_total = tf_window_base(self->window);
+            self->partial = true;
             s_send_end(self);
         }
     }
@@ -920,6 +932,10 @@ int tf_vent_run(tf_vent_t *self)
     self->next_scan = self->start_ms + self->cfg->heartbeat_ms;
     void *handle = zsock_resolve(self->router);
     while (self->phase != S_FINISHED && !atomic_load(&self->abort_requested)) {
+        if (tf_interrupted() && self->sink < 0) {
+            tf_warn("ventilator: stopping: no sink registered, nothing to write");
+            break;
+        }
         bool more_input = self->phase == S_RUNNING && s_read_input(self);
         s_dispatch(self);
         s_skip_flush(self);
@@ -958,6 +974,8 @@ int tf_vent_run(tf_vent_t *self)
     }
     tf_progress_finish(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
     if (self->phase != S_FINISHED)
+        return tf_interrupted() ? 130 : 2;
+    if (self->input_error)
         return 2;
     if (tf_interrupted())
         return 130;

@@ -587,8 +587,6 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
     s->pidfd = tf_proc_pidfd(pid);
     s_set_nonblock(s->in_fd);
     s_set_nonblock(s->out_fd);
-    if (t->len == 0)
-        s_close(&s->in_fd);
 }
 
 static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
@@ -616,11 +614,17 @@ static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
 static void s_exec_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_read, bool pid_ready)
 {
     if (can_write && s->in_fd >= 0) {
+        //  The item is one line (one record with -0) on stdin: its bytes,
+        //  then the separator.
         s_task_t *t = s->task;
-        ssize_t n = write(s->in_fd, t->data + s->in_off, t->len - s->in_off);
+        ssize_t n;
+        if (s->in_off < t->len)
+            n = write(s->in_fd, t->data + s->in_off, t->len - s->in_off);
+        else
+            n = write(s->in_fd, &self->delim, 1);
         if (n > 0)
             s->in_off += (size_t)n;
-        if ((n < 0 && errno != EAGAIN && errno != EINTR) || s->in_off >= t->len)
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || s->in_off >= (size_t)t->len + 1)
             s_close(&s->in_fd); //  done, or the command does not read stdin (EPIPE)
     }
     if (can_read && s->out_fd >= 0) {
@@ -1256,7 +1260,7 @@ int tf_worker_run(tf_worker_t *self)
             //  First signal: take no more items, hand back the queued ones
             //  at once (REQUEUE, not charged), finish what is running, then
             //  leave. A second signal exits at once (tf_signal).
-            tf_warn("worker: stopping: handing back %zu queued item(s), finishing %zu running",
+            tf_info("worker: stopping: handing back %zu queued item(s), finishing %zu running",
                     self->queue.count, s_running(self));
             self->draining = true;
             s_task_t *t;

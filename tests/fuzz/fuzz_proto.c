@@ -153,7 +153,7 @@ static void s_build(tf_buf_t *b, const uint8_t *data, size_t size)
         break;
     }
     case TF_MSG_END:
-        tf_enc_end(b, job, n, 0);
+        tf_enc_end(b, job, n, 0, (uint8_t)(n & 1));
         break;
     case TF_MSG_FINISHED:
         tf_enc_finished(b, job, n, 1);

@@ -124,6 +124,23 @@ def session_members(sids):
     return found
 
 
+def children_of(pid):
+    """Pids of the live direct children of pid (from /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid and fields[0] != b"Z":
+            found.append(int(name))
+    return found
+
+
 _GLOBAL = ProcessRegistry()
 atexit.register(_GLOBAL.kill_all)
 

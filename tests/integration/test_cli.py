@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""test_cli -- bad invocations, --help, and binary junk round trips.
+
+Every bad invocation must exit non-zero within 5 s with exactly one line on
+stderr that names the problem (the option, file or command), and write
+nothing to stdout."""
+
+import os
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tfharness as h  # noqa: E402
+
+BAD_TIMEOUT = 5
+
+#  Files made in the temp dir before the table runs (name -> content).
+CONFIGS = {
+    "trunc.json": b'{"workers": 2,\n',
+    "syntax.json": b'{\n  "workers": 2,\n  oops\n}\n',
+    "unknown.json": b'{\n  "workers": 2,\n  "bogus_key": 1\n}\n',
+    "badtype.json": b'{"workers": "abc"}\n',
+    "array.json": b"[1, 2]\n",
+    "empty.json": b"",
+}
+
+#  (name, args, stderr must contain these, exact rc or None for "non-zero").
+#  {tmp} is the test's temp dir, {port} a port somebody listens on.
+BAD = [
+    ("unknown subcommand", ["frobnicate"], ["frobnicate"], None),
+    ("unknown option run", ["run", "--bogus", "--", "cat"], ["--bogus"], None),
+    ("unknown short option", ["run", "-x", "--", "cat"], ["-x"], None),
+    ("unknown option ventilator", ["ventilator", "--bind", "tcp://127.0.0.1:1", "--bogus"],
+     ["--bogus"], None),
+    ("unknown option sink", ["sink", "--bogus"], ["--bogus"], None),
+    ("unknown option worker", ["worker", "--bogus", "--", "cat"], ["--bogus"], None),
+    ("missing value -j", ["run", "-j"], ["-j"], None),
+    ("missing value -i", ["run", "-i"], ["-i"], None),
+    ("missing value --timeout", ["run", "--timeout"], ["--timeout"], None),
+    ("missing value --bind", ["ventilator", "--bind"], ["--bind"], None),
+    ("missing value --connect", ["worker", "--connect"], ["--connect"], None),
+    ("-j -1", ["run", "-j", "-1", "--", "cat"], ["-1"], None),
+    ("-j abc", ["run", "-j", "abc", "--", "cat"], ["abc"], None),
+    ("-j 1.5", ["run", "-j", "1.5", "--", "cat"], ["1.5"], None),
+    ("-j overflow", ["run", "-j", "99999999999999999999999", "--", "cat"],
+     ["99999999999999999999999"], None),
+    ("--timeout x", ["run", "--timeout", "x", "--", "cat"], ["--timeout", "x"], None),
+    ("--timeout -1", ["run", "--timeout", "-1", "--", "cat"], ["--timeout"], None),
+    ("--retries 0", ["run", "--retries", "0", "--", "cat"], ["--retries", "0"], None),
+    ("--retries empty", ["run", "--retries", "", "--", "cat"], ["--retries"], None),
+    ("--heartbeat-timeout abc", ["worker", "--connect", "tcp://127.0.0.1:1",
+                                 "--heartbeat-timeout", "abc", "--", "cat"],
+     ["--heartbeat-timeout"], None),
+    ("--window 0", ["run", "--window", "0", "--", "cat"], ["--window"], None),
+    ("missing input file ventilator", ["ventilator", "--bind", "tcp://127.0.0.1:1", "-i",
+                                       "{tmp}/no-such-input"], ["{tmp}/no-such-input"], None),
+    ("missing COMMAND", ["run"], ["COMMAND"], None),
+    ("missing COMMAND after --", ["run", "--"], ["COMMAND"], None),
+    ("worker missing COMMAND", ["worker", "--connect", "tcp://127.0.0.1:1"], ["COMMAND"], None),
+    ("command not found (path)", ["run", "--", "/no/such/cmd"], ["/no/such/cmd"], 127),
+    ("command not found (PATH)", ["run", "--", "no-such-cmd-tf"], ["no-such-cmd-tf"], 127),
+    ("worker command not found", ["worker", "--connect", "tcp://127.0.0.1:1", "--once", "--",
+                                  "/no/such/cmd"], ["/no/such/cmd"], 127),
+    ("command not executable", ["run", "--", "{tmp}/plain.txt"], ["{tmp}/plain.txt"], None),
+    ("ventilator without --bind", ["ventilator"], ["--bind"], None),
+    ("sink without --ventilator", ["sink", "--bind", "tcp://127.0.0.1:1"], ["--ventilator"], None),
+    ("--bind foo", ["ventilator", "--bind", "foo"], ["foo"], None),
+    ("--bind bad port", ["ventilator", "--bind", "tcp://127.0.0.1:99999"], ["99999"], None),
+    ("--bind port abc", ["ventilator", "--bind", "tcp://127.0.0.1:abc"], ["abc"], None),
+    ("--bind ipc in missing dir", ["ventilator", "--bind", "ipc://{tmp}/no/dir/sock"],
+     ["{tmp}/no/dir/sock"], None),
+    ("--connect tcp://host", ["worker", "--connect", "tcp://host", "--", "cat"],
+     ["tcp://host"], None),
+    ("sink --bind foo", ["sink", "--bind", "foo", "--ventilator", "tcp://127.0.0.1:1"], ["foo"],
+     None),
+    ("sink --ventilator bogus", ["sink", "--bind", "tcp://127.0.0.1:1", "--ventilator", "bogus"],
+     ["bogus"], None),
+    ("--listen foo", ["run", "--listen", "foo", "--", "cat"], ["foo"], None),
+    ("--bind in use", ["ventilator", "--bind", "tcp://127.0.0.1:{port}"], ["{port}"], None),
+    ("sink --bind in use", ["sink", "--bind", "tcp://127.0.0.1:{port}", "--ventilator",
+                            "tcp://127.0.0.1:1"], ["{port}"], None),
+    ("-j 0 without --listen", ["run", "-j", "0", "--", "cat"], ["-j"], None),
+    ("config truncated JSON", ["run", "--config", "{tmp}/trunc.json", "--", "cat"],
+     ["trunc.json", "line"], None),
+    ("config syntax error line 3", ["run", "--config", "{tmp}/syntax.json", "--", "cat"],
+     ["syntax.json", "line 3"], None),
+    ("config unknown key", ["run", "--config", "{tmp}/unknown.json", "--", "cat"],
+     ["unknown.json", "bogus_key"], None),
+    ("config bad value", ["run", "--config", "{tmp}/badtype.json", "--", "cat"],
+     ["badtype.json", "workers"], None),
+    ("config not an object", ["run", "--config", "{tmp}/array.json", "--", "cat"],
+     ["array.json"], None),
+    ("config empty", ["run", "--config", "{tmp}/empty.json", "--", "cat"], ["empty.json"], None),
+    ("config missing", ["run", "--config", "{tmp}/no-such.json", "--", "cat"],
+     ["{tmp}/no-such.json"], None),
+    ("keygen without NAME", ["keygen"], ["NAME"], None),
+    ("missing plugin", ["run", "--plugin", "{tmp}/no-such.so"], ["{tmp}/no-such.so"], None),
+]
+
+#  Cases the binary gets wrong today: name -> bug description (see report).
+WORKER_NOISE = ("run's error on a bad -i/-o is followed by one 'W: worker: stopping: "
+                "handing back 0 queued item(s)...' line per local worker (since 7dd7b24)")
+KNOWN_BUGS = {
+    "missing input file": WORKER_NOISE,
+    "output in missing dir": WORKER_NOISE,
+    "output is a directory": WORKER_NOISE,
+    "input is a directory": "run -i DIR exits 0 with two log lines (E: cannot read input: "
+                            "Is a directory / W: stopping ...) instead of one error and non-zero",
+    "no args": "taskfarm with no arguments prints the 10-line usage to stderr, not one line",
+}
+
+BAD_BUGGY = [
+    ("missing input file", ["run", "-i", "{tmp}/no-such-input", "--", "cat"],
+     ["{tmp}/no-such-input"], None),
+    ("output in missing dir", ["run", "-o", "{tmp}/no/dir/out", "--", "cat"],
+     ["{tmp}/no/dir/out"], None),
+    ("output is a directory", ["run", "-o", "{tmp}", "--", "cat"], ["{tmp}"], None),
+    ("input is a directory", ["run", "-i", "{tmp}", "--", "cat"], ["{tmp}"], None),
+    ("no args", [], ["taskfarm"], None),
+]
+
+HELP = {
+    "run": ["--input", "--output", "--null", "--unordered", "--workers", "--listen", "--pipe",
+            "--no-pty", "--retries", "--timeout", "--failed", "--stats", "--journal", "--resume",
+            "--config", "--heartbeat", "--heartbeat-timeout", "-j", "-i", "-o", "-0"],
+    "ventilator": ["--bind", "--input", "--null", "--retries", "--timeout", "--failed", "--stats",
+                   "--heartbeat", "--heartbeat-timeout", "--config"],
+    "sink": ["--bind", "--ventilator", "--output", "--unordered", "--heartbeat",
+             "--heartbeat-timeout", "--config"],
+    "worker": ["--connect", "--sink", "--workers", "--pipe", "--no-pty", "--once", "--heartbeat",
+               "--heartbeat-timeout", "--config"],
+    "keygen": ["NAME"],
+}
+
+
+class BadInvocationTest(h.TFTestCase):
+
+    def setUp(self):
+        super().setUp()
+        for name, content in CONFIGS.items():
+            h.write(self.path(name), content)
+        os.chmod(h.write(self.path("plain.txt"), b"echo hi\n"), 0o644)
+        self.busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.busy.bind(("127.0.0.1", 0))
+        self.busy.listen(1)
+        self.port = self.busy.getsockname()[1]
+
+    def tearDown(self):
+        self.busy.close()
+        super().tearDown()
+
+    def subst(self, s):
+        return s.replace("{tmp}", self.tmp).replace("{port}", str(self.port))
+
+    def check_bad(self, args, needles, want_rc):
+        args = [self.subst(a) for a in args]
+        needles = [self.subst(n) for n in needles]
+        rc, out, err = self.run_tf(*args, input=b"x\n", timeout=BAD_TIMEOUT)
+        text = err.decode("utf-8", "replace")
+        self.assertNotEqual(rc, 0, "exit status 0; stderr: %r" % text)
+        self.assertGreater(rc, 0, "killed by signal %d" % -rc)
+        if want_rc is not None:
+            self.assertEqual(rc, want_rc, text)
+        self.assertEqual(out, b"", "wrote to stdout")
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 1, "want exactly one line on stderr, got %r" % text)
+        for n in needles:
+            self.assertIn(n, lines[0], "message does not name %r" % n)
+
+    def test_unreadable_input_not_root(self):
+        if os.geteuid() == 0:
+            self.skipTest("runs as root: chmod 000 does not stop root (the directory case "
+                          "covers unreadable input)")
+        path = h.write(self.path("secret.txt"), b"a\n")
+        os.chmod(path, 0)
+        self.check_bad(["run", "-i", path, "--", "cat"], [path], None)
+
+    def test_bad_invocations(self):
+        for name, args, needles, want_rc in BAD:
+            with self.subTest(case=name, args=args):
+                self.check_bad(args, needles, want_rc)
+
+    def test_bad_invocations_known_bugs(self):
+        """Each known-buggy case runs; if it still misbehaves the test is
+        skipped with the bug named (all of them are checked first)."""
+        broken = []
+        for name, args, needles, want_rc in BAD_BUGGY:
+            try:
+                self.check_bad(args, needles, want_rc)
+            except AssertionError as e:
+                broken.append("%s [%s]" % (KNOWN_BUGS[name], str(e).splitlines()[0][:120]))
+        if broken:
+            self.skipTest("BUG: " + " | BUG: ".join(broken))
+
+    def test_help(self):
+        for cmd, words in HELP.items():
+            with self.subTest(cmd=cmd):
+                rc, out, err = self.run_tf(cmd, "--help", timeout=BAD_TIMEOUT)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(err, b"")
+                text = out.decode()
+                self.assertIn("Usage", text)
+                for w in words:
+                    self.assertIn(w, text)
+        for args in (["--help"], ["-h"]):
+            rc, out, err = self.run_tf(*args, timeout=BAD_TIMEOUT)
+            self.assertEqual(rc, 0, err)
+            for cmd in ("run", "ventilator", "worker", "sink", "keygen"):
+                self.assertIn(cmd, out.decode())
+
+
+class JunkTest(h.TFTestCase):
+    """Random bytes (NUL, CR, 0xff, control characters) survive exactly."""
+
+    def test_pipe_cat_junk(self):
+        items = h.gen_junk(self.rng, 3000)
+        for extra in ([], ["--no-pty"]):
+            for trailing in (True, False):
+                with self.subTest(mode=extra, trailing_newline=trailing):
+                    rc, out, err = self.run_tf("run", "--pipe", *extra, "-j", "2", "--", "cat",
+                                               input=h.join_lines(items, trailing),
+                                               timeout=h.MEDIUM)
+                    self.assertEqual(rc, 0, err[-2000:])
+                    self.assertBytesEqual(out, h.join_lines(items, True))
+                    self.assertEqual(out.split(b"\n")[:-1], items)
+
+    def test_exec_cat_junk(self):
+        items = h.gen_junk(self.rng, 400)
+        rc, out, err = self.run_tf("run", "-j", "2", "--", "cat",
+                                   input=h.join_lines(items, False), timeout=h.MEDIUM)
+        self.assertEqual(rc, 0, err[-2000:])
+        #  Each item reaches cat's stdin as one line: it comes back with "\n".
+        self.assertBytesEqual(out, b"".join(it + b"\n" for it in items))
+        #  With a terminator per result the items split back exactly.
+        rc, out, err = self.run_tf("run", "-j", "2", "--", "awk", "{print} END{if (NR==0) print \"\"}",
+                                   input=h.join_lines(items, True), timeout=h.MEDIUM)
+        self.assertEqual(rc, 0, err[-2000:])
+        self.assertEqual(out.split(b"\n")[:-1], items)
+
+    def test_exec_cat_junk_null_separated(self):
+        """-0: junk items may hold newlines (but no NUL)."""
+        items = [bytes(b if b != 0 else 0x0a for b in it) for it in h.gen_junk(self.rng, 400)]
+        rc, out, err = self.run_tf("run", "-0", "-j", "2", "--", "wc", "-c",
+                                   input=h.join_lines(items, True, sep=b"\x00"), timeout=h.MEDIUM)
+        self.assertEqual(rc, 0, err[-2000:])
+        self.assertBytesEqual(out, b"".join(b"%d\n" % (len(it) + 1) for it in items))
+        rc, out, err = self.run_tf("run", "-0", "-j", "2", "--", "cat",
+                                   input=h.join_lines(items, False, sep=b"\x00"), timeout=h.MEDIUM)
+        self.assertEqual(rc, 0, err[-2000:])
+        self.assertBytesEqual(out, b"".join(it + b"\x00" for it in items))
+
+
+if __name__ == "__main__":
+    unittest.main()
