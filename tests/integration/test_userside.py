@@ -301,8 +301,8 @@ class ProgressTest(h.TFTestCase):
         self.assertIn(PANE_DONE, final, "run did not finish within 60 s; pane:\n%s" % final)
         m = re.search(PANE_DONE + r"(\d+)", final)
         self.assertEqual(m and m.group(1), "0", "run failed; pane:\n%s" % final)
-        #  Exec mode: cat gets the item without its newline.
-        self.assertBytesEqual(h.read(outp), b"".join(items))
+        #  Exec mode: cat gets the item as one line and gives it back.
+        self.assertBytesEqual(h.read(outp), h.join_lines(items))
         #  While it ran: the bar with N/60, a rate, an ETA and the workers.
         running = [s for s in snaps if PANE_DONE not in s]
         bars = []
@@ -333,7 +333,7 @@ class ProgressTest(h.TFTestCase):
         at N/N; --no-progress silences --progress given earlier."""
         items = h.gen_short_items(self.rng, 40)
         data = h.join_lines(items)
-        want = b"".join(items)  # exec mode: cat gets the item without its newline
+        want = h.join_lines(items)  # exec mode: cat gets each item as one line
         rc, out, err = self.run_tf("run", "-j", "2", "--", "sh", "-c", "sleep 0.02; cat",
                                    input=data)
         self.assertEqual(rc, 0, err)
@@ -484,14 +484,14 @@ class ConfigTest(h.TFTestCase):
 
     def test_config_keys_work(self):
         """workers, retries and command from the file (exec mode: rev gets
-        the item without a newline and gives it back reversed)."""
+        the item as one line and gives it back reversed)."""
         items = h.gen_short_items(self.rng, 50)
         cfg = self.config("c.json", {"workers": 2, "retries": 1, "command": ["rev"]})
         stats = self.path("stats.json")
         rc, out, err = self.run_tf("run", "--config", cfg, "--stats", stats,
                                    input=h.join_lines(items))
         self.assertEqual(rc, 0, err)
-        self.assertBytesEqual(out, b"".join(i[::-1] for i in items))
+        self.assertBytesEqual(out, h.join_lines([i[::-1] for i in items]))
         self.assertEqual(self.workers_of(stats), (2, 2))
 
     def test_config_string_and_bool_keys(self):
@@ -527,7 +527,7 @@ class ConfigTest(h.TFTestCase):
         #  A COMMAND on the command line wins over "command".
         rc, out, err = self.run_tf("run", "--config", cfg, "--", "cat", input=h.join_lines(items))
         self.assertEqual(rc, 0, err)
-        self.assertBytesEqual(out, b"".join(items))
+        self.assertBytesEqual(out, h.join_lines(items))
 
     def check_bad(self, cfg, names, args=("--", "cat")):
         rc, out, err = self.run_tf("run", "--config", cfg, *args, input=b"x\n",
@@ -625,7 +625,7 @@ class InstallTest(h.TFTestCase):
         self.assertIn(b"worker", out)
         rc, out, err = h.run_cmd([tf, "run", "-j", "2", "--", "cat"], input=b"a\nb\n",
                                  timeout=h.SHORT, registry=self.reg, cwd=self.tmp)
-        self.assertEqual((rc, out), (0, b"ab"), err)
+        self.assertEqual((rc, out), (0, b"a\nb\n"), err)
 
         #  The headers, as in the source tree.
         for hdr in ("taskfarm.h", "taskfarm_plugin.h"):
