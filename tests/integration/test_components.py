@@ -227,9 +227,7 @@ class SignalTest(h.TFTestCase):
         self.assertTrue(ref.startswith(out), "not an ordered prefix: %s"
                         % h.first_diff(out, ref[:len(out)]))
         self.assertLess(len(out), len(ref), "SIGTERM came too late to test anything")
-        with self.known_bug("sink exits 0 (success) after writing a partial output of an "
-                            "interrupted job"):
-            self.assertNotEqual(sink_rc, 0, "sink reported success for an incomplete job")
+        self.assertNotEqual(sink_rc, 0, "sink reported success for an incomplete job")
 
     def test_sigterm_ventilator_waiting_for_sink(self):
         """A ventilator with items but no sink and no worker exits on one
@@ -240,9 +238,7 @@ class SignalTest(h.TFTestCase):
         self.assertIsNone(vent.poll(), self.stderr_of(vent))
         os.kill(vent.pid, signal.SIGTERM)
         rc = h.wait_proc(vent, 10)
-        with self.known_bug("ventilator without a registered sink ignores the first SIGTERM "
-                            "(logs 'stopping ... draining 0 in flight' and keeps running)"):
-            self.assertIsNotNone(rc, "ventilator still running 10 s after SIGTERM")
+        self.assertIsNotNone(rc, "ventilator still running 10 s after SIGTERM")
         self.assertNotEqual(rc, 0)
 
 

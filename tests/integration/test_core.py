@@ -264,9 +264,7 @@ class QuietTest(h.TFTestCase):
                 self.assertEqual(rc, 0, err)
                 if err:
                     noisy.append((args, err.decode("utf-8", "replace")))
-        with self.known_bug("successful runs (often with empty input) print 'W: worker: "
-                            "stopping: handing back 0 queued item(s)' lines on stderr"):
-            self.assertEqual(noisy, [])
+        self.assertEqual(noisy, [])
 
 
 class FailureTest(h.TFTestCase):

@@ -223,9 +223,11 @@ class NetnsTest(unittest.TestCase):
 
     def check_per_worker_sum(self, st):
         with self.subTest("per-worker done counts add up to done"):
+            #  A re-run item counts for each worker that completed it, so
+            #  after a loss the sum may exceed `done`; it may never fall short.
             per_worker = sum(w["done"] for w in st["workers"])
-            if per_worker != st["done"]:
-                self.known_bug(
+            if per_worker < st["done"]:
+                self.fail(
                     "--stats per-worker 'done' counts sum to %d but 'done' is %d: a worker's "
                     "report that reaches the ventilator after the sink's ack is not counted "
                     "(s_on_report skips slots no longer LEASED)" % (per_worker, st["done"]))
@@ -234,7 +236,7 @@ class NetnsTest(unittest.TestCase):
         with self.subTest("retried counts each re-dispatch once"):
             resent = st["resent_lost_worker"] + st["resent_lease"] + st["resent_unacked"]
             if st["failed"] == 0 and st["retried"] != resent:
-                self.known_bug(
+                self.fail(
                     "--stats 'retried' is %d but only %d item(s) were re-dispatched "
                     "(resent_lost_worker %d + resent_lease %d + resent_unacked %d, no failures): "
                     "a lost worker's item is counted when re-queued (s_requeue_lost) and again "
