@@ -1,16 +1,23 @@
 /*  tf_signal.c -- SIGINT/SIGTERM handling shared by every component. */
 #include "tf_signal.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 volatile sig_atomic_t tf_signal_count = 0;
+static int s_pipe[2] = {-1, -1};
 
 static void s_handler(int sig)
 {
     (void)sig;
     tf_signal_count++;
+    if (s_pipe[1] >= 0) {
+        char one = 1;
+        ssize_t rc = write(s_pipe[1], &one, 1); //  wakes a poll that raced the flag
+        (void)rc;
+    }
     if (tf_signal_count >= 2) {
         static const char msg[] = "taskfarm: second signal, exiting now\n";
         ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -19,8 +26,34 @@ static void s_handler(int sig)
     }
 }
 
+static void s_open_pipe(void)
+{
+    if (s_pipe[0] >= 0) {
+        close(s_pipe[0]);
+        close(s_pipe[1]);
+        s_pipe[0] = s_pipe[1] = -1;
+    }
+    if (pipe(s_pipe) == 0) {
+        for (int i = 0; i < 2; i++) {
+            fcntl(s_pipe[i], F_SETFL, fcntl(s_pipe[i], F_GETFL) | O_NONBLOCK);
+            fcntl(s_pipe[i], F_SETFD, FD_CLOEXEC);
+        }
+    }
+}
+
+int tf_signal_fd(void)
+{
+    return s_pipe[0];
+}
+
+void tf_signal_after_fork(void)
+{
+    s_open_pipe();
+}
+
 void tf_signal_install(void)
 {
+    s_open_pipe();
     setenv("ZSYS_SIGHANDLER", "false", 1);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -17,6 +17,12 @@ extern volatile sig_atomic_t tf_signal_count;
 
 //  Installs the handlers and ignores SIGPIPE. Call before any czmq call.
 void tf_signal_install(void);
+//  A descriptor that becomes readable when a signal arrives (self-pipe), so
+//  that a poll cannot miss a signal that came just before it; -1 when the
+//  handlers are not installed (library use).
+int tf_signal_fd(void);
+//  A forked child gets a pipe of its own.
+void tf_signal_after_fork(void);
 static inline int tf_interrupted(void)
 {
     return tf_signal_count > 0;

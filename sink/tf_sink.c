@@ -527,10 +527,13 @@ int tf_sink_run(tf_sink_t *self)
             s_send_hello(self);
             self->next_hello = now + self->hb_ivl;
         }
-        zmq_pollitem_t items[2] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{h_pull, 0, ZMQ_POLLIN, 0},
+                                   {h_dealer, 0, ZMQ_POLLIN, 0},
+                                   {NULL, tf_signal_fd(), ZMQ_POLLIN, 0}};
+        int nitems = !self->embedded && tf_signal_fd() >= 0 ? 3 : 2;
         //  No sleep while output is buffered, so that it goes out soon.
         long timeout = self->obuf.len > 0 ? 0 : (long)self->hb_ivl / 2;
-        int n = zmq_poll(items, 2, timeout);
+        int n = zmq_poll(items, nitems, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
             zsys_error("sink: poll failed: %s", zmq_strerror(zmq_errno()));
             break;

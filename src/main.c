@@ -76,6 +76,7 @@ typedef struct {
     int sink_rc;
     volatile int sink_done;
     bool all_gone;
+    int lost_for_good; //  workers that died and are not replaced
     int64_t next_reap;
 } s_run_t;
 
@@ -130,9 +131,12 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
         bool startup_failure =
             WIFEXITED(st) && WEXITSTATUS(st) != 0 && tf_now_ms() - c->started_ms < 1000;
         bool finished = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  its job is over
-        if (tf_interrupted() || finished || startup_failure ||
-            c->respawns >= S_MAX_RESPAWNS_PER_WORKER)
+        if (tf_interrupted() || finished)
             continue;
+        if (startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER) {
+            run->lost_for_good++;
+            continue;
+        }
         c->respawns++;
         c->pid = s_spawn_worker(run);
         c->started_ms = tf_now_ms();
@@ -140,7 +144,7 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
     bool any = false;
     for (int i = 0; i < run->nchildren; i++)
         any = any || run->children[i].pid > 0;
-    if (!any && run->nchildren > 0 && !run->cfg->listen && !run->all_gone) {
+    if (!any && run->lost_for_good > 0 && !run->cfg->listen && !run->all_gone) {
         run->all_gone = true;
         zsys_error("run: no local worker is left and no remote ones can join (--listen); "
                    "giving up");
@@ -293,6 +297,7 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
 //  A forked local worker: never returns.
 static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep, pid_t parent)
 {
+    tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)

@@ -944,20 +944,27 @@ int tf_vent_run(tf_vent_t *self)
             break;
         bool want_input = !self->source && !self->input_done && self->need_input &&
                           tf_window_has_room(self->window, 0);
-        zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, self->in_fd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{handle, 0, ZMQ_POLLIN, 0},
+                                   {NULL, tf_signal_fd(), ZMQ_POLLIN, 0},
+                                   {NULL, self->in_fd, ZMQ_POLLIN, 0}};
         int64_t timeout = self->next_hb - tf_now_ms();
         if (self->next_scan - tf_now_ms() < timeout)
             timeout = self->next_scan - tf_now_ms();
         if (timeout < 0 || more_input)
             timeout = 0;
-        int rc = zmq_poll(items, want_input ? 2 : 1, (long)timeout);
+        //  The signal pipe only until the first signal: then we drain.
+        bool watch_signal = tf_signal_fd() >= 0 && !tf_interrupted();
+        if (!watch_signal)
+            items[1] = items[2];
+        int rc = zmq_poll(items, 1 + (watch_signal ? 1 : 0) + (want_input ? 1 : 0), (long)timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             zsys_error("ventilator: poll failed: %s", zmq_strerror(zmq_errno()));
             break;
         }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_handle(self);
-        if (rc > 0 && want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+        zmq_pollitem_t *in_item = &items[watch_signal ? 2 : 1];
+        if (rc > 0 && want_input && (in_item->revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
             s_fill_input(self);
             self->need_input = false;
         }

@@ -184,6 +184,7 @@ struct _tf_worker_t {
     int64_t next_stall_check;
     int64_t now_us; //  clock read once per loop turn, for per-item stamps
     bool draining;  //  stopping: no new items, finishing the running ones
+    size_t handed_back;
 };
 
 //  --------------------------------------------------------------------------
@@ -1237,7 +1238,7 @@ int tf_worker_run(tf_worker_t *self)
         zsys_error("worker: cannot create socket");
         return 2;
     }
-    size_t cap = 1 + 4 * (size_t)self->nslots;
+    size_t cap = 2 + 4 * (size_t)self->nslots;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     int *owner = calloc(cap, sizeof *owner);
     int *role = calloc(cap, sizeof *role);
@@ -1267,6 +1268,7 @@ int tf_worker_run(tf_worker_t *self)
             while ((t = s_q_pop(&self->queue))) {
                 s_report(self, t, TF_ST_REQUEUE, 0);
                 s_task_free(self->slab, t);
+                self->handed_back++;
             }
             //  Items waiting inside co-processes behind the running one go
             //  back too.
@@ -1276,6 +1278,7 @@ int tf_worker_run(tf_worker_t *self)
                 while ((t = s_q_pop(&sl->outstanding))) {
                     s_report(self, t, TF_ST_REQUEUE, 0);
                     s_task_free(self->slab, t);
+                    self->handed_back++;
                 }
                 if (head)
                     s_q_push(&sl->outstanding, head);
@@ -1302,6 +1305,11 @@ int tf_worker_run(tf_worker_t *self)
         items[n] = (zmq_pollitem_t){zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0};
         owner[n] = -1;
         n++;
+        if (tf_signal_fd() >= 0 && !self->draining) {
+            items[n] = (zmq_pollitem_t){NULL, tf_signal_fd(), ZMQ_POLLIN, 0};
+            owner[n] = -1;
+            role[n++] = 4;
+        }
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *s = &self->slots[i];
             int wfd = self->pipe ? (s->wbuf.len > 0 ? s->wfd : -1) : s->in_fd;
@@ -1355,6 +1363,8 @@ int tf_worker_run(tf_worker_t *self)
                 short re = items[k].revents;
                 if (!re)
                     continue;
+                if (role[k] == 4)
+                    continue; //  a signal: the loop top sees it
                 s_slot_t *s = &self->slots[owner[k]];
                 if (role[k] == 3) {
                     s_fn_collect(self, s);
@@ -1388,9 +1398,11 @@ int tf_worker_run(tf_worker_t *self)
         while ((t = s_q_pop(&self->queue))) {
             s_report(self, t, TF_ST_REQUEUE, 0);
             s_task_free(self->slab, t);
+            self->handed_back++;
         }
         s_report_flush(self, true);
-        zsock_set_linger(self->dealer, 500); //  let the hand-back leave
+        if (self->handed_back > 0 && self->state == S_ACTIVE)
+            zsock_set_linger(self->dealer, 500); //  let the hand-back leave
     }
     free(items);
     free(owner);
