@@ -57,8 +57,11 @@ static const s_option_t s_options[] = {
      "endpoint workers should use to reach this sink (default: from --bind)"},
     {"pipe", 0, O_FLAG, F(pipe), 0, 0, EXEC_CMDS, NULL,
      "keep one COMMAND per worker; items are lines on its stdin, results lines on its stdout"},
+    {"pty", 0, O_FLAG, F(pty), 0, 0, EXEC_CMDS, NULL,
+     "--pipe: always give COMMAND a pseudo-terminal (default: pipes, and a pty as soon as "
+     "COMMAND is seen to buffer its output)"},
     {"no-pty", 0, O_FLAG, F(no_pty), 0, 0, EXEC_CMDS, NULL,
-     "--pipe: talk to COMMAND over pipes, not a pseudo-terminal"},
+     "--pipe: always talk to COMMAND over pipes, never a pseudo-terminal"},
     {"plugin", 0, O_STR, F(plugin), 0, 0, EXEC_CMDS, "LIB.so",
      "call the plugin's map function instead of a COMMAND"},
     {"once", 0, O_FLAG, F(once), 0, 0, TF_CMD_WORKER, NULL, "exit after one job"},
@@ -594,6 +597,10 @@ int tf_config_check(tf_config_t *self, char *err, size_t errlen)
     if (self->cmd & EXEC_CMDS) {
         if (self->plugin && self->argc > 0) {
             s_err(err, errlen, "%s: give either --plugin or a COMMAND, not both", cmd);
+            return -1;
+        }
+        if (self->pty && self->no_pty) {
+            s_err(err, errlen, "%s: give either --pty or --no-pty", cmd);
             return -1;
         }
         if (self->plugin && self->pipe) {

@@ -41,6 +41,7 @@ typedef struct {
     char *advertise;  //  sink: endpoint workers should use
     bool pipe;
     bool no_pty;
+    bool pty;
     char *plugin;
     bool once;
     bool die_with_parent;

@@ -60,6 +60,9 @@ int main(int argc, char **argv)
             s_tokenize(argv[a], strlen(argv[a]));
         return 0;
     }
+    //  A good co-process answers each line at once: line-buffered output
+    //  lets taskfarm keep it on plain pipes (no pseudo-terminal needed).
+    setvbuf(stdout, NULL, _IOLBF, 0);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;

@@ -194,6 +194,8 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
         rc |= s_push_arg(&argv, &n, "--pipe");
     if (cfg->no_pty)
         rc |= s_push_arg(&argv, &n, "--no-pty");
+    if (cfg->pty)
+        rc |= s_push_arg(&argv, &n, "--pty");
     if (cfg->null_sep)
         rc |= s_push_arg(&argv, &n, "-0");
     snprintf(num, sizeof num, "%.3f", (double)cfg->heartbeat_ms / 1000.0);

@@ -128,6 +128,8 @@ typedef struct {
     int64_t head_since_ms;
     int64_t started_ms;
     int stall_checks; //  consecutive checks that found it blocked reading stdin
+    bool on_pty;
+    bool probing; //  on pipes, not yet seen to answer (auto mode)
     //  function mode (plugin, library)
     tf_fnslot_t *fns;
 } s_slot_t;
@@ -182,8 +184,9 @@ struct _tf_worker_t {
     uint64_t malformed;
     uint64_t done;
     int64_t next_stall_check;
-    int64_t now_us; //  clock read once per loop turn, for per-item stamps
-    bool draining;  //  stopping: no new items, finishing the running ones
+    int64_t now_us;   //  clock read once per loop turn, for per-item stamps
+    bool draining;    //  stopping: no new items, finishing the running ones
+    bool learned_pty; //  auto mode found that the command buffers on pipes
     size_t handed_back;
 };
 
@@ -662,10 +665,29 @@ static void s_exec_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
 //  --------------------------------------------------------------------------
 //  Pipe mode: one co-process per slot
 
+//  How a co-process is connected: --pty forces a pseudo-terminal, --no-pty
+//  pipes. By default (auto) it starts on pipes, which are twice as fast,
+//  with a probe: one item, and if the program then waits for more input
+//  without answering, it buffers its output on pipes, so it is restarted on
+//  a pty (the item goes back uncharged) and the worker uses ptys from then
+//  on. Programs that answer at once (cat, sed -u, python3 -u, anything that
+//  flushes) stay on pipes.
+static bool s_use_pty(tf_worker_t *self)
+{
+    if (self->cfg->pty)
+        return true;
+    if (self->cfg->no_pty)
+        return false;
+    return self->learned_pty;
+}
+
 static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
 {
     int child_in = -1, child_out = -1;
-    if (!self->cfg->no_pty) {
+    bool pty = s_use_pty(self);
+    s->on_pty = pty;
+    s->probing = !pty && !self->cfg->no_pty;
+    if (pty) {
         int m, sl;
         if (tf_pty_open(&m, &sl)) {
             zsys_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)", strerror(errno));
@@ -687,7 +709,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         child_in = in[0];
         child_out = out[1];
     }
-    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out, !self->cfg->no_pty);
+    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out, pty);
     int e = errno;
     close(child_in);
     if (child_out != child_in)
@@ -715,7 +737,8 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
 
 //  The co-process is gone (died, hung, or misbehaved): the oldest
 //  unanswered item is charged with `status`; the others go back to the
-//  queue uncharged. The next item starts a fresh co-process.
+//  queue uncharged. The next item starts a fresh co-process. With status
+//  TF_ST_REQUEUE nothing is charged (a probe that chose the pty).
 static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t detail)
 {
     if (s->pid > 0 && !s->exited) {
@@ -735,7 +758,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
         s->rfd = -1;
     s_close(&s->wfd);
     s_close(&s->rfd);
-    s_task_t *head = s_q_pop(&s->outstanding);
+    s_task_t *head = status == TF_ST_REQUEUE ? NULL : s_q_pop(&s->outstanding);
     if (head) {
         tf_warn("worker: co-process of slot %d ended (%s %u) on item %llu", s->index,
                 tf_status_name(status), detail, (unsigned long long)head->seq + 1);
@@ -809,6 +832,7 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
             break;
         }
         size_t end = (size_t)(hit - s->rbuf.data) + 1; //  include the terminator
+        s->probing = false;                            //  it answers on pipes: keep them
         s_task_t *t = s_q_pop(&s->outstanding);
         if (!t) {
             if (tf_log_ratelimit(&self->rl))
@@ -916,9 +940,25 @@ static bool s_reading_stdin(pid_t pid)
 //  are unanswered, will never answer: it holds its output back (stdio
 //  buffering through --no-pty) or does not write one line per item. Two
 //  checks half a second apart, after a second of silence, make it certain.
+static void s_check_probes(tf_worker_t *self)
+{
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        if (!s->probing || s->pid <= 0 || s->outstanding.count == 0 || s->wbuf.len > 0 ||
+            !s_reading_stdin(s->pid))
+            continue;
+        //  It took the item and wants more without answering: it buffers.
+        tf_info("worker: '%s' buffers its output on pipes; using a pseudo-terminal", self->path);
+        self->learned_pty = true;
+        s->probing = false;
+        s_pipe_down(self, s, TF_ST_REQUEUE, 0);
+    }
+}
+
 static void s_check_stalls(tf_worker_t *self)
 {
     int64_t now = tf_now_ms();
+    s_check_probes(self);
     if (!self->pipe || now < self->next_stall_check)
         return;
     self->next_stall_check = now + 500;
@@ -1200,6 +1240,11 @@ static void s_start_work(tf_worker_t *self)
             size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
             if (share > S_PIPE_DEPTH)
                 share = S_PIPE_DEPTH;
+            bool probing = false;
+            for (int k = 0; k < self->nslots; k++)
+                probing = probing || self->slots[k].probing || self->slots[k].pid == 0;
+            if (probing && !s_use_pty(self) && !self->cfg->no_pty)
+                share = 1; //  a probe holds one item until the program answers
             //  Round by round, one item per slot per round, shallowest first.
             size_t level = SIZE_MAX;
             for (int k = 0; k < self->nslots; k++)
@@ -1345,6 +1390,9 @@ int tf_worker_run(tf_worker_t *self)
             timeout = 20;
         if (self->pipe && timeout > 250)
             timeout = 250; //  stall checks
+        for (int i = 0; self->pipe && i < self->nslots; i++)
+            if (self->slots[i].probing && self->slots[i].outstanding.count > 0)
+                timeout = timeout > 1 ? 1 : timeout; //  probe: look every millisecond
         if (self->results_count > 0 && timeout > 1)
             timeout = 1; //  held results
         for (int i = 0; i < self->nslots; i++)
