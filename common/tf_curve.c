@@ -1,7 +1,9 @@
 /*  tf_curve.c -- CURVE encryption and authentication for taskfarm sockets. */
 #include "tf_curve.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +12,69 @@
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static zactor_t *s_auth = NULL;
 static char s_auth_dir[4096];
+
+static char s_private_dir[4096]; //  deduplicated copy of --curve-allow
+
+//  czmq's certificate store asserts on two certificates with one public
+//  key; a user's directory may well hold such copies (or other files). Load
+//  what is there, keep one public certificate per key, in a private copy.
+static int s_prepare_allow(const char *dir, char *out, size_t cap, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "--curve-allow: cannot read '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(out, cap, "/tmp/taskfarm-allow.XXXXXX");
+    if (!mkdtemp(out)) {
+        snprintf(err, errlen, "--curve-allow: cannot create a directory: %s", strerror(errno));
+        closedir(d);
+        return -1;
+    }
+    zhashx_t *seen = zhashx_new();
+    struct dirent *e;
+    int n = 0;
+    while (seen && (e = readdir(d))) {
+        char from[4096], to[4200];
+        if (e->d_name[0] == '.' ||
+            snprintf(from, sizeof from, "%s/%s", dir, e->d_name) >= (int)sizeof from)
+            continue;
+        struct stat st;
+        if (stat(from, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        zcert_t *c = zcert_load(from);
+        if (!c)
+            continue;
+        const char *key = zcert_public_txt(c);
+        if (!zhashx_lookup(seen, key)) {
+            zhashx_insert(seen, key, (void *)1);
+            snprintf(to, sizeof to, "%s/key-%d", out, n++);
+            zcert_save_public(c, to);
+        }
+        zcert_destroy(&c);
+    }
+    zhashx_destroy(&seen);
+    closedir(d);
+    return 0;
+}
+
+static void s_remove_private(void)
+{
+    if (!s_private_dir[0])
+        return;
+    DIR *d = opendir(s_private_dir);
+    if (d) {
+        struct dirent *e;
+        char path[8192];
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.' &&
+                snprintf(path, sizeof path, "%s/%s", s_private_dir, e->d_name) < (int)sizeof path)
+                unlink(path);
+        closedir(d);
+    }
+    rmdir(s_private_dir);
+    s_private_dir[0] = '\0';
+}
 
 static zcert_t *s_load(const char *file, const char *what, char *err, size_t errlen)
 {
@@ -59,9 +124,13 @@ int tf_curve_server(zsock_t *sock, const char *key_file, const char *allow_dir, 
         if (!s_auth)
             rc = -1;
         else if (allow_dir) {
-            zstr_sendx(s_auth, "CURVE", allow_dir, NULL);
-            zsock_wait(s_auth);
-            snprintf(s_auth_dir, sizeof s_auth_dir, "%s", allow_dir);
+            if (s_prepare_allow(allow_dir, s_private_dir, sizeof s_private_dir, err, errlen))
+                rc = -1;
+            else {
+                zstr_sendx(s_auth, "CURVE", s_private_dir, NULL);
+                zsock_wait(s_auth);
+                snprintf(s_auth_dir, sizeof s_auth_dir, "%s", allow_dir);
+            }
         } else {
             zstr_sendx(s_auth, "CURVE", CURVE_ALLOW_ANY, NULL);
             zsock_wait(s_auth);
@@ -118,5 +187,6 @@ void tf_curve_shutdown(void)
 {
     pthread_mutex_lock(&s_lock);
     zactor_destroy(&s_auth);
+    s_remove_private();
     pthread_mutex_unlock(&s_lock);
 }

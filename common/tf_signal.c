@@ -9,9 +9,49 @@
 volatile sig_atomic_t tf_signal_count = 0;
 static int s_pipe[2] = {-1, -1};
 
+//  Children to kill on a hard stop: the commands and co-processes a worker
+//  runs (each leads its own process group). Written by the owning thread
+//  only; read by the handler.
+#define S_MAX_TRACKED 1024
+static volatile pid_t s_tracked[S_MAX_TRACKED];
+
+void tf_signal_track(pid_t pid)
+{
+    for (int i = 0; i < S_MAX_TRACKED; i++)
+        if (s_tracked[i] == 0) {
+            s_tracked[i] = pid;
+            return;
+        }
+}
+
+void tf_signal_untrack(pid_t pid)
+{
+    for (int i = 0; i < S_MAX_TRACKED; i++)
+        if (s_tracked[i] == pid)
+            s_tracked[i] = 0;
+}
+
+//  Async-signal-safe: kill what we started, then leave.
+static void s_hard_stop(const char *why, size_t len)
+{
+    for (int i = 0; i < S_MAX_TRACKED; i++) {
+        pid_t pid = s_tracked[i];
+        if (pid > 0) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+        }
+    }
+    ssize_t rc = write(STDERR_FILENO, why, len);
+    (void)rc;
+    _exit(130);
+}
+
 static void s_handler(int sig)
 {
-    (void)sig;
+    if (sig == TF_SIGNAL_PARENT_GONE) {
+        static const char msg[] = "taskfarm: parent gone, exiting now\n";
+        s_hard_stop(msg, sizeof msg - 1);
+    }
     tf_signal_count++;
     if (s_pipe[1] >= 0) {
         char one = 1;
@@ -20,9 +60,7 @@ static void s_handler(int sig)
     }
     if (tf_signal_count >= 2) {
         static const char msg[] = "taskfarm: second signal, exiting now\n";
-        ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)rc;
-        _exit(130);
+        s_hard_stop(msg, sizeof msg - 1);
     }
 }
 
@@ -61,5 +99,6 @@ void tf_signal_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(TF_SIGNAL_PARENT_GONE, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }

@@ -8,12 +8,21 @@
 #define TF_SIGNAL_H_INCLUDED
 
 #include <signal.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 extern volatile sig_atomic_t tf_signal_count;
+
+//  Delivered to run's local workers when run dies (PR_SET_PDEATHSIG): a
+//  hard stop, like a second SIGINT: kill the tracked children, exit.
+#define TF_SIGNAL_PARENT_GONE SIGUSR2
+
+//  Children killed (process group and pid, SIGKILL) on a hard stop.
+void tf_signal_track(pid_t pid);
+void tf_signal_untrack(pid_t pid);
 
 //  Installs the handlers and ignores SIGPIPE. Call before any czmq call.
 void tf_signal_install(void);

@@ -301,7 +301,7 @@ static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *si
 {
     tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
     if (getppid() != parent)
         _exit(2);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -529,7 +529,7 @@ static int s_cmd_worker(tf_config_t *cfg)
 {
     char err[512];
     if (cfg->die_with_parent) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
         if (getppid() == 1)
             return 2;
     }

@@ -709,9 +709,13 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         s_malformed(self, "SINK_HELLO from a worker's connection");
         return;
     }
+    if (s < 0 && self->sink >= 0) {
+        //  One sink per job: another one may take over only once this one
+        //  is lost (heartbeat), so a stranger cannot hijack the results.
+        s_malformed(self, "SINK_HELLO while a sink is registered");
+        return;
+    }
     if (s < 0) {
-        if (self->sink >= 0)
-            s_peer_remove(self, self->sink, "replaced by a new sink");
         s = s_peer_add(self, self->rx.rid, self->rx.rid_len);
         if (s < 0)
             return;

@@ -184,9 +184,12 @@ struct _tf_worker_t {
     uint64_t malformed;
     uint64_t done;
     int64_t next_stall_check;
-    int64_t now_us;   //  clock read once per loop turn, for per-item stamps
-    bool draining;    //  stopping: no new items, finishing the running ones
-    bool learned_pty; //  auto mode found that the command buffers on pipes
+    int64_t now_us;       //  clock read once per loop turn, for per-item stamps
+    bool draining;        //  stopping: no new items, finishing the running ones
+    bool learned_pty;     //  auto mode found that the command buffers on pipes
+    uint64_t served_job;  //  --once: the job this worker joined
+    int64_t last_contact; //  last message from any ventilator
+    bool gave_up;
     size_t handed_back;
 };
 
@@ -362,6 +365,7 @@ static void s_slot_reap(s_slot_t *s)
     if (s->pid > 0 && !s->exited) {
         tf_proc_kill(s->pid);
         waitpid(s->pid, &s->wstatus, 0);
+        tf_signal_untrack(s->pid);
     }
     s->pid = 0;
     s->exited = false;
@@ -588,6 +592,7 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
         return;
     }
     s->pid = pid;
+    tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
     s_set_nonblock(s->in_fd);
     s_set_nonblock(s->out_fd);
@@ -599,8 +604,10 @@ static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
         return;
     if (!s->exited && s->pidfd < 0) {
         //  No pidfd: poll the exit with WNOHANG.
-        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid)
+        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+            tf_signal_untrack(s->pid);
             s->exited = true;
+        }
     }
     if (!s->exited || !s->out_eof)
         return;
@@ -655,6 +662,7 @@ static void s_exec_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
     }
     if (pid_ready && !s->exited) {
         if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+            tf_signal_untrack(s->pid);
             s->exited = true;
             s_close(&s->in_fd);
         }
@@ -723,6 +731,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         return -1;
     }
     s->pid = pid;
+    tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
     s->exited = false;
     s->started_ms = tf_now_ms();
@@ -744,6 +753,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
     if (s->pid > 0 && !s->exited) {
         tf_proc_kill(s->pid);
         waitpid(s->pid, &s->wstatus, 0);
+        tf_signal_untrack(s->pid);
         s->exited = true;
     }
     if (status == 0 && s->exited) {
@@ -887,6 +897,7 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
             dead = true;
     }
     if (pid_ready && !s->exited && waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+        tf_signal_untrack(s->pid);
         s->exited = true;
         //  Collect what it wrote before dying.
         if (s->rfd >= 0) {
@@ -909,6 +920,7 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
             //  Its output closed; reap it (it is exiting, or we make it).
             tf_proc_kill(s->pid);
             waitpid(s->pid, &s->wstatus, 0);
+            tf_signal_untrack(s->pid);
             s->exited = true;
         }
         s_pipe_down(self, s, 0, 0);
@@ -1123,7 +1135,7 @@ static int s_on_ventilator(tf_worker_t *self)
             s_malformed(self, why);
             continue;
         }
-        self->last_heard = tf_now_ms();
+        self->last_heard = self->last_contact = tf_now_ms();
         switch (hdr.type) {
         case TF_MSG_WELCOME: {
             tf_welcome_t w;
@@ -1132,7 +1144,13 @@ static int s_on_ventilator(tf_worker_t *self)
                 s_session_new(self);
                 break;
             }
+            if (self->cfg->once && self->served_job && hdr.job != self->served_job) {
+                //  --once: the job we served is over (we missed its end).
+                tf_info("worker: my job is over, a new one began: leaving (--once)");
+                return -1;
+            }
             self->job = hdr.job;
+            self->served_job = hdr.job;
             self->hb_ivl = w.hb_ivl_ms;
             self->hb_timeout = w.hb_timeout_ms;
             self->timeout_ms = w.timeout_ms;
@@ -1175,6 +1193,12 @@ static int s_on_ventilator(tf_worker_t *self)
 static void s_timers(tf_worker_t *self)
 {
     int64_t now = tf_now_ms();
+    if (self->state == S_JOINING && self->cfg->once && self->served_job &&
+        now - self->last_contact > 10 * (int64_t)self->hb_timeout) {
+        //  --once, and the ventilator of our job is gone for good.
+        tf_warn("worker: the ventilator of my job is gone: leaving (--once)");
+        self->gave_up = true;
+    }
     if (self->state == S_JOINING && now >= self->next_hello) {
         if (tf_enc_hello(&self->msg, 0, (uint32_t)self->nslots, self->name) == 0)
             tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
@@ -1302,6 +1326,10 @@ int tf_worker_run(tf_worker_t *self)
     while (!leaving) {
         if (atomic_load(&self->stop))
             break;
+        if (self->gave_up) {
+            rc = 3;
+            break;
+        }
         if (tf_interrupted() && !self->draining) {
             //  First signal: take no more items, hand back the queued ones
             //  at once (REQUEUE, not charged), finish what is running, then
