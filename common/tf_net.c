@@ -61,6 +61,19 @@ tf_rx_status_t tf_net_recv(void *sock, bool router, tf_rx_t *rx)
     return TF_RX_OK;
 }
 
+tf_rx_status_t tf_net_recv_msg(void *sock, bool router, tf_rx_t *rx, const tf_limits_t *limits,
+                               tf_hdr_t *hdr, const char **why)
+{
+    tf_rx_status_t st = tf_net_recv(sock, router, rx);
+    if (st == TF_RX_BAD)
+        *why = "bad framing";
+    if (st != TF_RX_OK)
+        return st;
+    if (tf_proto_validate(tf_rx_data(rx), tf_rx_size(rx), limits, hdr, why))
+        return TF_RX_BAD;
+    return TF_RX_OK;
+}
+
 int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len)
 {
     void *handle = zsock_resolve(sock);
@@ -86,8 +99,10 @@ void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
         zsock_set_reconnect_ivl(sock, 1);
         zsock_set_reconnect_ivl_max(sock, 0);
     } else {
-        zsock_set_reconnect_ivl(sock, 50);
-        zsock_set_reconnect_ivl_max(sock, 1000);
+        //  Remote peer: back off, but not so far that a waiting worker is
+        //  slow to notice a ventilator that starts (at most 4 tries/s).
+        zsock_set_reconnect_ivl(sock, 20);
+        zsock_set_reconnect_ivl_max(sock, 250);
     }
 }
 

@@ -10,6 +10,7 @@
 
 #include <czmq.h>
 #include "tf_common.h"
+#include "tf_proto.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +35,12 @@ size_t tf_rx_size(tf_rx_t *rx);
 //  Receives one message without blocking. `router`: expect a routing id
 //  frame first. The previous content of rx is released.
 tf_rx_status_t tf_net_recv(void *sock, bool router, tf_rx_t *rx);
+//  Receives one message and validates it (tf_proto_validate). Returns
+//  TF_RX_OK with *hdr filled, TF_RX_NONE when nothing is waiting, or
+//  TF_RX_BAD with *why naming the problem (framing or content); the caller
+//  counts and drops bad ones. The body is tf_rx_data/tf_rx_size.
+tf_rx_status_t tf_net_recv_msg(void *sock, bool router, tf_rx_t *rx, const tf_limits_t *limits,
+                               tf_hdr_t *hdr, const char **why);
 //  Sends `b` (with a routing id frame first when rid != NULL) without
 //  blocking. Returns 0, or -1 with errno (EAGAIN, EHOSTUNREACH, ...).
 int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);

@@ -375,21 +375,18 @@ static void s_offer(tf_sink_t *self, uint64_t seq, const uint8_t *data, size_t l
 static void s_on_results(tf_sink_t *self)
 {
     for (int budget = 256; budget > 0; budget--) {
-        tf_rx_status_t st = tf_net_recv(self->pull, false, &self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        tf_rx_status_t st =
+            tf_net_recv_msg(self->pull, false, &self->rx, &self->limits, &hdr, &why);
         if (st == TF_RX_NONE)
             return;
         if (st == TF_RX_BAD) {
-            s_malformed(self, "bad framing");
+            s_malformed(self, why);
             continue;
         }
         const uint8_t *data = tf_rx_data(&self->rx);
         size_t size = tf_rx_size(&self->rx);
-        tf_hdr_t hdr;
-        const char *why;
-        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
-            s_malformed(self, why);
-            continue;
-        }
         if (hdr.type != TF_MSG_RESULTS) {
             s_malformed(self, "not a RESULTS message");
             continue;
@@ -415,21 +412,18 @@ static void s_send_hello(tf_sink_t *self)
 static void s_on_control(tf_sink_t *self)
 {
     for (int budget = 256; budget > 0; budget--) {
-        tf_rx_status_t st = tf_net_recv(self->dealer, false, &self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        tf_rx_status_t st =
+            tf_net_recv_msg(self->dealer, false, &self->rx, &self->limits, &hdr, &why);
         if (st == TF_RX_NONE)
             return;
         if (st == TF_RX_BAD) {
-            s_malformed(self, "bad framing from ventilator");
+            s_malformed(self, why);
             continue;
         }
         const uint8_t *data = tf_rx_data(&self->rx);
         size_t size = tf_rx_size(&self->rx);
-        tf_hdr_t hdr;
-        const char *why;
-        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
-            s_malformed(self, why);
-            continue;
-        }
         if (hdr.type == TF_MSG_SINK_WELCOME) {
             tf_sink_welcome_t w;
             tf_proto_get_sink_welcome(data, size, &w);

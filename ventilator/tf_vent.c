@@ -759,21 +759,18 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
 static void s_handle(tf_vent_t *self)
 {
     for (int budget = 1000; budget > 0; budget--) {
-        tf_rx_status_t st = tf_net_recv(self->router, true, &self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        tf_rx_status_t st =
+            tf_net_recv_msg(self->router, true, &self->rx, &self->limits, &hdr, &why);
         if (st == TF_RX_NONE)
             return;
         if (st == TF_RX_BAD) {
-            s_malformed(self, "bad framing");
+            s_malformed(self, why);
             continue;
         }
         const uint8_t *data = tf_rx_data(&self->rx);
         size_t size = tf_rx_size(&self->rx);
-        tf_hdr_t hdr;
-        const char *why;
-        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
-            s_malformed(self, why);
-            continue;
-        }
         if (hdr.type == TF_MSG_HELLO) {
             s_on_hello(self, data, size);
             continue;

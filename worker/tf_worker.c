@@ -1120,21 +1120,18 @@ static void s_on_tasks(tf_worker_t *self, const uint8_t *data, size_t size)
 static int s_on_ventilator(tf_worker_t *self)
 {
     for (int budget = 256; budget > 0; budget--) {
-        tf_rx_status_t st = tf_net_recv(self->dealer, false, &self->rx);
+        tf_hdr_t hdr;
+        const char *why;
+        tf_rx_status_t st =
+            tf_net_recv_msg(self->dealer, false, &self->rx, &self->limits, &hdr, &why);
         if (st == TF_RX_NONE)
             return 0;
         if (st == TF_RX_BAD) {
-            s_malformed(self, "bad framing");
+            s_malformed(self, why);
             continue;
         }
         const uint8_t *data = tf_rx_data(&self->rx);
         size_t size = tf_rx_size(&self->rx);
-        tf_hdr_t hdr;
-        const char *why;
-        if (tf_proto_validate(data, size, &self->limits, &hdr, &why)) {
-            s_malformed(self, why);
-            continue;
-        }
         self->last_heard = self->last_contact = tf_now_ms();
         switch (hdr.type) {
         case TF_MSG_WELCOME: {
