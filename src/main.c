@@ -124,7 +124,9 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
             tf_warn("run: local worker %d (pid %d) %s %d", i, (int)c->pid,
                     WIFSIGNALED(st) ? "killed by signal" : "exited with",
                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-        tf_vent_worker_gone(vent, name);
+        bool normal = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  told the job is over
+        if (!normal)
+            tf_vent_worker_gone(vent, name);
         c->pid = 0;
         //  A worker that cannot even start (bad command, plugin, ...) is not
         //  restarted; one that crashed mid-job is, a bounded number of times.

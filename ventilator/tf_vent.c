@@ -72,6 +72,7 @@ struct _tf_vent_t {
     int64_t end_sent_ms;
     uint64_t resume_from; //  items below are committed by an earlier run
     bool partial;         //  stopped before the input's end
+    bool workers_told;    //  JOB_END sent
     uint64_t end_total;
     int rr; //  round-robin start for dispatch
     tf_limits_t limits;
@@ -877,8 +878,23 @@ static void s_timers(tf_vent_t *self)
     }
 }
 
+//  Tells every worker the job is over (they leave, or wait for the next).
+static void s_job_end_workers(tf_vent_t *self)
+{
+    if (self->workers_told)
+        return;
+    self->workers_told = true;
+    for (uint32_t i = 0; i < self->npeers; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (p->used && !p->is_sink && tf_enc_job_end(&self->out, self->job) == 0)
+            s_send(self, (int)i, &self->out);
+    }
+}
+
 static void s_send_end(tf_vent_t *self)
 {
+    //  Nothing is leased any more: the workers may go while the sink flushes.
+    s_job_end_workers(self);
     if (self->sink < 0)
         return;
     if (tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed,
@@ -975,11 +991,7 @@ int tf_vent_run(tf_vent_t *self)
     }
     self->stats.wall_ms = tf_now_ms() - self->start_ms;
     //  Tell the workers the job is over so they can take the next one.
-    for (uint32_t i = 0; i < self->npeers; i++) {
-        s_peer_t *p = &self->peers[i];
-        if (p->used && !p->is_sink && tf_enc_job_end(&self->out, self->job) == 0)
-            s_send(self, (int)i, &self->out);
-    }
+    s_job_end_workers(self);
     tf_progress_finish(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
     if (self->phase != S_FINISHED)
         return tf_interrupted() ? 130 : 2;
