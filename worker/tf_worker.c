@@ -188,6 +188,7 @@ struct _tf_worker_t {
     bool draining;        //  stopping: no new items, finishing the running ones
     bool learned_pty;     //  auto mode found that the command buffers on pipes
     uint64_t served_job;  //  --once: the job this worker joined
+    uint64_t ended_job;   //  the last job we were told is over
     int64_t last_contact; //  last message from any ventilator
     bool gave_up;
     size_t handed_back;
@@ -1173,6 +1174,9 @@ static int s_on_ventilator(tf_worker_t *self)
         case TF_MSG_JOB_END:
             if (self->state == S_ACTIVE && hdr.job != self->job)
                 break;
+            if (self->state == S_JOINING && hdr.job == self->ended_job && !self->cfg->once)
+                break; //  that job is still ending: keep asking on this session
+            self->ended_job = hdr.job;
             tf_info("worker: job over");
             s_q_clear(self->slab, &self->queue);
             self->job_ended = true;
@@ -1199,7 +1203,8 @@ static void s_timers(tf_worker_t *self)
     if (self->state == S_JOINING && now >= self->next_hello) {
         if (tf_enc_hello(&self->msg, 0, (uint32_t)self->nslots, self->name) == 0)
             tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
-        self->next_hello = now + self->hb_ivl;
+        //  Between jobs, ask often: a new ventilator finds us at once.
+        self->next_hello = now + (self->hb_ivl < 100 ? self->hb_ivl : 100);
         //  A ventilator that never answers: start over on a fresh socket.
         if (now - self->session_start > 4 * (int64_t)self->hb_timeout)
             s_session_new(self);
@@ -1316,7 +1321,9 @@ int tf_worker_run(tf_worker_t *self)
     }
     int rc = 0;
     bool leaving = false;
-    //  Co-processes start now, off the critical path of the first items.
+    //  Say HELLO first, then start the co-processes while the ventilator
+    //  answers: both off the critical path of the first items.
+    s_timers(self);
     for (int i = 0; self->pipe && i < self->nslots; i++)
         if (self->slots[i].pid == 0)
             s_pipe_spawn(self, &self->slots[i]);
