@@ -1,8 +1,10 @@
 /*  tf_common.c -- shared helpers: time, growable buffers, checked numbers. */
 #include "tf_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -120,6 +122,21 @@ char *tf_strdup(const char *s)
     if (d)
         memcpy(d, s, n);
     return d;
+}
+
+void tf_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char file[4096];
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.' &&
+                snprintf(file, sizeof file, "%s/%s", dir, e->d_name) < (int)sizeof file)
+                unlink(file);
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 int tf_online_cpus(void)

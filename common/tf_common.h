@@ -46,6 +46,10 @@ int tf_parse_seconds_ms(const char *text, int64_t max_ms, int64_t *ms_p);
 //  Duplicates a string; aborts on out-of-memory is not done: returns NULL.
 char *tf_strdup(const char *s);
 
+//  Removes the files directly inside `dir`, then `dir` itself (no
+//  recursion: for taskfarm's own scratch directories).
+void tf_remove_dir(const char *dir);
+
 //  Number of online CPUs, at least 1.
 int tf_online_cpus(void);
 

@@ -1,5 +1,6 @@
 /*  tf_curve.c -- CURVE encryption and authentication for taskfarm sockets. */
 #include "tf_curve.h"
+#include "tf_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,17 +63,7 @@ static void s_remove_private(void)
 {
     if (!s_private_dir[0])
         return;
-    DIR *d = opendir(s_private_dir);
-    if (d) {
-        struct dirent *e;
-        char path[8192];
-        while ((e = readdir(d)))
-            if (e->d_name[0] != '.' &&
-                snprintf(path, sizeof path, "%s/%s", s_private_dir, e->d_name) < (int)sizeof path)
-                unlink(path);
-        closedir(d);
-    }
-    rmdir(s_private_dir);
+    tf_remove_dir(s_private_dir);
     s_private_dir[0] = '\0';
 }
 

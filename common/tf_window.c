@@ -245,7 +245,7 @@ void tf_window_each(tf_window_t *self, int state, int32_t worker, tf_window_fn *
     uint64_t end = self->next;
     for (uint64_t seq = self->base; seq < end; seq++) {
         tf_slot_t *slot = tf_window_get(self, seq);
-        if (!slot || slot->state != state)
+        if (!slot || (state >= 0 && slot->state != state))
             continue;
         if (worker >= 0 && slot->worker != worker)
             continue;

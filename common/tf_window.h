@@ -84,8 +84,8 @@ void tf_window_requeue(tf_window_t *self, uint64_t seq);
 //  Sink acknowledged `seq`: frees its data. Returns true if it was live.
 bool tf_window_ack(tf_window_t *self, uint64_t seq);
 
-//  Calls `fn` for each live item in state `state` (and of `worker`, when
-//  worker >= 0), oldest first. `fn` may requeue or ack the item.
+//  Calls `fn` for each live item in state `state` (any live state when
+//  state < 0; and of `worker`, when worker >= 0), oldest first. `fn` may requeue or ack the item.
 typedef void(tf_window_fn)(void *arg, uint64_t seq, tf_slot_t *slot);
 void tf_window_each(tf_window_t *self, int state, int32_t worker, tf_window_fn *fn, void *arg);
 

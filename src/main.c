@@ -237,21 +237,6 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
 
 static int s_cmd_worker(tf_config_t *cfg);
 
-static void s_rm_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char file[PATH_MAX];
-        while ((e = readdir(d)))
-            if (e->d_name[0] != '.' &&
-                snprintf(file, sizeof file, "%s/%s", path, e->d_name) < (int)sizeof file)
-                unlink(file);
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 //  run with CURVE: remote workers must be in --curve-allow (if given); the
 //  local workers use the job's own key pair, so it is allowed too.
 static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_t errlen)
@@ -481,14 +466,9 @@ done:
     tf_vent_destroy(&run.vent);
     tf_proc_argv_free(run.argv);
     free(run.children);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/vent", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/sink", dir);
-    unlink(path);
     if (allow_dir[0])
-        s_rm_dir(allow_dir);
-    rmdir(dir);
+        tf_remove_dir(allow_dir);
+    tf_remove_dir(dir); //  the ipc socket files
     return rc;
 }
 

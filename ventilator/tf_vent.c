@@ -81,6 +81,7 @@ struct _tf_vent_t {
     uint32_t skip_count;
     int64_t next_hb;
     int64_t next_scan;
+    int64_t scan_now; //  clock of the current deadline scan
     int64_t start_ms;
     tf_vent_tick_fn *tick;
     void *tick_arg;
@@ -826,10 +827,12 @@ static void s_handle(tf_vent_t *self)
 //  --------------------------------------------------------------------------
 //  Timers
 
+//  One pass over the window for every kind of deadline (LEASED, COMPLETED,
+//  FAILED; PENDING items have none).
 static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
 {
     tf_vent_t *self = arg;
-    int64_t now = tf_now_ms();
+    int64_t now = self->scan_now;
     if (slot->deadline == 0 || slot->deadline > now)
         return;
     if (slot->state == TF_ITEM_LEASED) {
@@ -872,9 +875,8 @@ static void s_timers(tf_vent_t *self)
     }
     if (now >= self->next_scan) {
         self->next_scan = now + self->cfg->heartbeat_ms;
-        tf_window_each(self->window, TF_ITEM_LEASED, -1, s_expire_lease, self);
-        tf_window_each(self->window, TF_ITEM_COMPLETED, -1, s_expire_lease, self);
-        tf_window_each(self->window, TF_ITEM_FAILED, -1, s_expire_lease, self);
+        self->scan_now = now;
+        tf_window_each(self->window, -1, -1, s_expire_lease, self);
     }
 }
 

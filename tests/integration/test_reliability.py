@@ -50,21 +50,7 @@ def log(msg):
 # Process tree helpers (private: /proc only)
 
 
-def proc_table():
-    """{pid: (state, ppid, pgrp, sid)} of every live process."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 3:
-            table[int(name)] = (fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
-    return table
+proc_table = h.proc_table
 
 
 def children(pid, table=None):

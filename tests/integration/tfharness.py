@@ -104,11 +104,9 @@ class ProcessRegistry:
         self.procs = []
 
 
-def session_members(sids):
-    """Pids of live processes whose session id is in sids (from /proc)."""
-    found = []
-    if not sids:
-        return found
+def proc_table():
+    """{pid: (state, ppid, pgrp, sid)} of every live process (from /proc)."""
+    table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -118,27 +116,22 @@ def session_members(sids):
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
-        #  fields: state ppid pgrp session ...
-        if len(fields) > 3 and int(fields[3]) in sids and int(name) != os.getpid():
-            found.append(int(name))
-    return found
+        if len(fields) > 3:
+            table[int(name)] = (fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def session_members(sids):
+    """Pids of live processes whose session id is in sids."""
+    if not sids:
+        return []
+    me = os.getpid()
+    return [pid for pid, (_, _, _, sid) in proc_table().items() if sid in sids and pid != me]
 
 
 def children_of(pid):
-    """Pids of the live direct children of pid (from /proc)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid and fields[0] != b"Z":
-            found.append(int(name))
-    return found
+    """Pids of the live (not zombie) direct children of pid."""
+    return [c for c, (state, ppid, _, _) in proc_table().items() if ppid == pid and state != "Z"]
 
 
 _GLOBAL = ProcessRegistry()
