@@ -55,7 +55,9 @@ void tf_reorder_destroy(tf_reorder_t **self_p)
     if (!self_p || !*self_p)
         return;
     tf_reorder_t *self = *self_p;
-    for (uint32_t i = 0; i < self->capacity; i++)
+    //  Nothing held (the usual end): the ring, mostly never touched, is
+    //  not read at all.
+    for (uint32_t i = 0; self->held > 0 && i < self->capacity; i++)
         if (self->ring[i].data)
             tf_slab_release(self->slab, self->ring[i].block, self->ring[i].data);
     tf_slab_destroy(&self->slab);

@@ -19,9 +19,16 @@ struct _tf_window_t {
     void *release_arg;
 };
 
+static tf_slot_t *s_slot(tf_window_t *self, uint64_t seq)
+{
+    return &self->slots[seq % self->capacity];
+}
+
 static void s_release(tf_window_t *self, tf_slot_t *slot)
 {
-    if (self->release && slot->data)
+    if (!slot->data)
+        return;
+    if (self->release)
         self->release(self->release_arg, slot->block, slot->data);
     else
         free(slot->data);
@@ -65,8 +72,10 @@ void tf_window_destroy(tf_window_t **self_p)
     if (!self_p || !*self_p)
         return;
     tf_window_t *self = *self_p;
-    for (uint32_t i = 0; i < self->capacity; i++)
-        s_release(self, &self->slots[i]);
+    //  Only live items hold data: the rest of a large, mostly untouched
+    //  ring is never read (reading it would fault its pages in).
+    for (uint64_t seq = self->base; seq < self->next; seq++)
+        s_release(self, s_slot(self, seq));
     free(self->slots);
     free(self->queue);
     free(self);
@@ -86,11 +95,6 @@ bool tf_window_has_room(const tf_window_t *self, size_t len)
     if (self->bytes > 0 && self->bytes + len > self->max_bytes)
         return false;
     return true;
-}
-
-static tf_slot_t *s_slot(tf_window_t *self, uint64_t seq)
-{
-    return &self->slots[seq % self->capacity];
 }
 
 static void s_advance(tf_window_t *self)

@@ -166,6 +166,7 @@ struct _tf_worker_t {
     int64_t session_start;
     int64_t outstanding_credit;
     double avg_us;
+    bool cost_known; //  an item has completed: avg_us means something
     s_queue_t queue;
     tf_slab_t *slab; //  tasks
     //  outgoing batches
@@ -454,7 +455,8 @@ static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t 
     if (status == TF_ST_OK || status == TF_ST_EXIT) {
         //  Exponential moving average of item cost, for the credit size.
         double d = (double)dur;
-        self->avg_us = self->avg_us == 0 ? d : self->avg_us * 0.9 + d * 0.1;
+        self->avg_us = self->cost_known ? self->avg_us * 0.9 + d * 0.1 : d;
+        self->cost_known = true;
     }
     self->done++;
     if (t->session != self->session || self->state != S_ACTIVE)
@@ -480,12 +482,18 @@ static size_t s_running(tf_worker_t *self)
 
 static int64_t s_target(tf_worker_t *self)
 {
+    //  Until an item has completed its cost is unknown: one item per slot,
+    //  so that workers joining a moment later still find items to start
+    //  (no early joiner hoards a prefetch of long tasks).
+    if (!self->cost_known)
+        return self->nslots;
+    //  Then about S_PREFETCH_US of work queued per slot, at least one item
+    //  (items that finish within one clock tick count as 1 us).
+    double avg = self->avg_us < 1 ? 1 : self->avg_us;
+    double e = (double)self->nslots * S_PREFETCH_US / avg;
     int64_t extra = self->nslots;
-    if (self->avg_us > 0) {
-        double e = (double)self->nslots * S_PREFETCH_US / self->avg_us;
-        if (e > extra)
-            extra = e > S_MAX_PREFETCH ? S_MAX_PREFETCH : (int64_t)e;
-    }
+    if (e > extra)
+        extra = e > S_MAX_PREFETCH ? S_MAX_PREFETCH : (int64_t)e;
     return self->nslots + extra;
 }
 
