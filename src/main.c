@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -356,6 +358,11 @@ static int s_cmd_run(tf_config_t *cfg)
     //  Local workers are forked now, before czmq starts any thread, so that
     //  they cost no exec and no dynamic linking (a worker that dies later is
     //  replaced through posix_spawn). They connect as soon as we bind.
+    //  Each process's first ZeroMQ context initialises OpenPGM, which looks
+    //  up the "pgm" protocol through NSS (nsswitch.conf, module loading,
+    //  ~100 library path probes). Doing it once here lets every forked
+    //  worker inherit the loaded NSS state.
+    (void)getprotobyname("pgm");
     pid_t self_pid = getpid();
     for (int i = 0; i < nworkers; i++) {
         fflush(NULL);
@@ -438,14 +445,23 @@ done:
         tf_sink_stop(run.sink);
         pthread_join(sink_thread, NULL);
     }
-    //  The job is over: workers that heard it are leaving already; the
-    //  others (never connected, or busy) are told by SIGTERM, then killed.
+    //  Our own teardown first: the workers that heard the job end are
+    //  leaving meanwhile.
+    tf_sink_destroy(&run.sink);
+    tf_vent_destroy(&run.vent);
+    if (allow_dir[0])
+        tf_remove_dir(allow_dir);
+    tf_remove_dir(dir); //  the ipc socket files
+    //  The others (never connected, or busy) are told by SIGTERM, then
+    //  killed after a second. Each exit is awaited on its pidfd (or by
+    //  polling where the kernel has none).
     for (int i = 0; i < run.nchildren; i++)
         if (run.children[i].pid > 0)
             kill(run.children[i].pid, SIGTERM);
     int64_t deadline = tf_now_ms() + 1000;
     for (int i = 0; i < run.nchildren; i++) {
         s_child_t *c = &run.children[i];
+        int pidfd = c->pid > 0 ? tf_proc_pidfd(c->pid) : -1;
         while (c->pid > 0) {
             int st;
             pid_t r = waitpid(c->pid, &st, WNOHANG);
@@ -453,22 +469,24 @@ done:
                 c->pid = 0;
                 break;
             }
-            if (tf_now_ms() > deadline) {
+            int64_t left = deadline - tf_now_ms();
+            if (left < 0) {
                 kill(c->pid, SIGKILL);
                 waitpid(c->pid, &st, 0);
                 c->pid = 0;
                 break;
             }
-            usleep(200);
+            if (pidfd >= 0) {
+                struct pollfd pfd = {pidfd, POLLIN, 0};
+                poll(&pfd, 1, (int)left + 1);
+            } else
+                usleep(200);
         }
+        if (pidfd >= 0)
+            close(pidfd);
     }
-    tf_sink_destroy(&run.sink);
-    tf_vent_destroy(&run.vent);
     tf_proc_argv_free(run.argv);
     free(run.children);
-    if (allow_dir[0])
-        tf_remove_dir(allow_dir);
-    tf_remove_dir(dir); //  the ipc socket files
     return rc;
 }
 

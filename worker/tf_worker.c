@@ -27,13 +27,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define S_READ_CHUNK (64 * 1024)
 #define S_RESULTS_FLUSH (256 * 1024)
-#define S_PREFETCH_US 5000 //  keep about this much work queued per slot
+#define S_PROBE_CONFIRM_MS 5 //  auto mode: waiting unanswered this long = buffering
+#define S_PREFETCH_US 5000   //  keep about this much work queued per slot
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096       //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
@@ -127,7 +129,8 @@ typedef struct {
     s_queue_t outstanding;
     int64_t head_since_ms;
     int64_t started_ms;
-    int stall_checks; //  consecutive checks that found it blocked reading stdin
+    int stall_checks;       //  consecutive checks that found it blocked reading stdin
+    int64_t probe_since_ms; //  auto mode: first seen waiting unanswered (0: not)
     bool on_pty;
     bool probing; //  on pipes, not yet seen to answer (auto mode)
     //  function mode (plugin, library)
@@ -704,6 +707,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     bool pty = s_use_pty(self);
     s->on_pty = pty;
     s->probing = !pty && !self->cfg->no_pty;
+    s->probe_since_ms = 0;
     if (pty) {
         int m, sl;
         if (tf_pty_open(&m, &sl)) {
@@ -957,21 +961,50 @@ static bool s_reading_stdin(pid_t pid)
     return r;
 }
 
+//  Bytes waiting in a pipe or pty (either end), 0 when none or unknown.
+static int s_unread(int fd)
+{
+    int n = 0;
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0)
+        return 0;
+    return n;
+}
+
+//  True when the co-process has consumed everything we wrote, left nothing
+//  for us to read, and sits in read() on its stdin: waiting for more input
+//  without having answered. (Seen while our item or its answer is still in
+//  a pipe, it is merely not scheduled yet.)
+static bool s_waits_unanswered(const s_slot_t *s)
+{
+    return s->pid > 0 && s->outstanding.count > 0 && s->wbuf.len == 0 && s_unread(s->wfd) == 0 &&
+           s_unread(s->rfd) == 0 && s_reading_stdin(s->pid);
+}
+
 //  A co-process that has read all we wrote and waits for more, while items
 //  are unanswered, will never answer: it holds its output back (stdio
-//  buffering through --no-pty) or does not write one line per item. Two
-//  checks half a second apart, after a second of silence, make it certain.
+//  buffering through --no-pty) or does not write one line per item. The
+//  state must last S_PROBE_CONFIRM_MS: a program that answered a moment ago
+//  and is back in read() is not mistaken for one that buffers.
 static void s_check_probes(tf_worker_t *self)
 {
+    int64_t now = tf_now_ms();
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (!s->probing || s->pid <= 0 || s->outstanding.count == 0 || s->wbuf.len > 0 ||
-            !s_reading_stdin(s->pid))
+        if (!s->probing)
+            continue;
+        if (!s_waits_unanswered(s)) {
+            s->probe_since_ms = 0;
+            continue;
+        }
+        if (s->probe_since_ms == 0)
+            s->probe_since_ms = now;
+        if (now - s->probe_since_ms < S_PROBE_CONFIRM_MS)
             continue;
         //  It took the item and wants more without answering: it buffers.
         tf_info("worker: '%s' buffers its output on pipes; using a pseudo-terminal", self->path);
         self->learned_pty = true;
         s->probing = false;
+        s->probe_since_ms = 0;
         s_pipe_down(self, s, TF_ST_REQUEUE, 0);
     }
 }
@@ -985,8 +1018,7 @@ static void s_check_stalls(tf_worker_t *self)
     self->next_stall_check = now + 500;
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (s->pid <= 0 || s->outstanding.count == 0 || s->wbuf.len > 0 ||
-            now - s->head_since_ms < 1000 || !s_reading_stdin(s->pid)) {
+        if (now - s->head_since_ms < 1000 || !s_waits_unanswered(s)) {
             s->stall_checks = 0;
             continue;
         }

@@ -81,6 +81,23 @@ class PipeModeTest(h.TFTestCase):
         self.assertEqual(rc, 0, err[-2000:])
         self.assertBytesEqual(out, h.pipe_reference(items, lambda b: b))
 
+    def test_answering_coprocess_stays_on_pipes(self):
+        """Auto mode: a co-process that answers every line at once
+        (examples/tokenize, line-buffered, 10 ms per line) is never mistaken
+        for one that buffers, even when the worker looks while the item or
+        the answer is still in a pipe (4 slots on few cores)."""
+        tok = os.path.join(os.path.dirname(h.binary()), "examples", "tokenize")
+        if not os.access(tok, os.X_OK):
+            self.skipTest("examples/tokenize not built beside %s" % h.binary())
+        items = [b"Item %d, of the probe test" % i for i in range(40)]
+        want = h.join_lines([b"item %d of the probe test" % i for i in range(40)])
+        for _ in range(6):
+            rc, out, err = self.run_tf("run", "--pipe", "-j", "4", "-v", "2", "--", tok,
+                                       input=h.join_lines(items), timeout=h.LONG)
+            self.assertEqual(rc, 0, err[-2000:])
+            self.assertBytesEqual(out, want)
+            self.assertNotIn(b"pseudo-terminal", err, err[-2000:])
+
     def test_cat_100k_short_lines(self):
         items = [b"%d %s" % (i, b"x" * (i % 13)) for i in range(100000)]
         data = h.join_lines(items)
