@@ -35,6 +35,7 @@
 #define S_READ_CHUNK (64 * 1024)
 #define S_RESULTS_FLUSH (256 * 1024)
 #define S_PROBE_CONFIRM_MS 5 //  auto mode: waiting unanswered this long = buffering
+#define S_STALL_CHECK_MS 500 //  stall checks: interval, and how long the state must last
 #define S_PREFETCH_US 5000   //  keep about this much work queued per slot
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096       //  items inside one co-process at most
@@ -129,8 +130,9 @@ typedef struct {
     s_queue_t outstanding;
     int64_t head_since_ms;
     int64_t started_ms;
-    int stall_checks;       //  consecutive checks that found it blocked reading stdin
-    int64_t probe_since_ms; //  auto mode: first seen waiting unanswered (0: not)
+    //  First seen waiting for input while owing answers, since the head
+    //  item started (0: not seen so). Probe and stall checks both read it.
+    int64_t waiting_since_ms;
     bool on_pty;
     bool probing; //  on pipes, not yet seen to answer (auto mode)
     //  function mode (plugin, library)
@@ -707,7 +709,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     bool pty = s_use_pty(self);
     s->on_pty = pty;
     s->probing = !pty && !self->cfg->no_pty;
-    s->probe_since_ms = 0;
+    s->waiting_since_ms = 0;
     if (pty) {
         int m, sl;
         if (tf_pty_open(&m, &sl)) {
@@ -838,6 +840,7 @@ static void s_pipe_feed(tf_worker_t *self, s_slot_t *s, size_t depth)
         s->wbuf.data[s->wbuf.len++] = (uint8_t)self->delim;
         if (s->outstanding.count == 0) {
             s->head_since_ms = self->now_us / 1000;
+            s->waiting_since_ms = 0;
             t->start_us = self->now_us;
         }
         s_q_push(&s->outstanding, t);
@@ -868,6 +871,7 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
             s_task_free(self->slab, t);
             if (s->outstanding.head) {
                 s->head_since_ms = self->now_us / 1000;
+                s->waiting_since_ms = 0;
                 s->outstanding.head->start_us = self->now_us;
             }
         }
@@ -980,6 +984,19 @@ static bool s_waits_unanswered(const s_slot_t *s)
            s_unread(s->rfd) == 0 && s_reading_stdin(s->pid);
 }
 
+//  True when the co-process has been seen waiting unanswered, at every look
+//  since the head item started, for at least `ms`.
+static bool s_waiting_for(s_slot_t *s, int64_t now, int64_t ms)
+{
+    if (!s_waits_unanswered(s)) {
+        s->waiting_since_ms = 0;
+        return false;
+    }
+    if (s->waiting_since_ms == 0)
+        s->waiting_since_ms = now;
+    return now - s->waiting_since_ms >= ms;
+}
+
 //  A co-process that has read all we wrote and waits for more, while items
 //  are unanswered, will never answer: it holds its output back (stdio
 //  buffering through --no-pty) or does not write one line per item. The
@@ -990,45 +1007,33 @@ static void s_check_probes(tf_worker_t *self)
     int64_t now = tf_now_ms();
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (!s->probing)
-            continue;
-        if (!s_waits_unanswered(s)) {
-            s->probe_since_ms = 0;
-            continue;
-        }
-        if (s->probe_since_ms == 0)
-            s->probe_since_ms = now;
-        if (now - s->probe_since_ms < S_PROBE_CONFIRM_MS)
+        if (!s->probing || !s_waiting_for(s, now, S_PROBE_CONFIRM_MS))
             continue;
         //  It took the item and wants more without answering: it buffers.
         tf_info("worker: '%s' buffers its output on pipes; using a pseudo-terminal", self->path);
         self->learned_pty = true;
         s->probing = false;
-        s->probe_since_ms = 0;
         s_pipe_down(self, s, TF_ST_REQUEUE, 0);
     }
 }
 
+//  The same state on pipes or a pty, after a second without an answer and
+//  at two looks half a second apart: the co-process will never answer.
 static void s_check_stalls(tf_worker_t *self)
 {
     int64_t now = tf_now_ms();
     s_check_probes(self);
     if (!self->pipe || now < self->next_stall_check)
         return;
-    self->next_stall_check = now + 500;
+    self->next_stall_check = now + S_STALL_CHECK_MS;
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        if (now - s->head_since_ms < 1000 || !s_waits_unanswered(s)) {
-            s->stall_checks = 0;
+        if (now - s->head_since_ms < 1000 || !s_waiting_for(s, now, S_STALL_CHECK_MS))
             continue;
-        }
-        if (++s->stall_checks >= 2) {
-            tf_warn("worker: co-process of slot %d waits for input but has not answered: it "
-                    "buffers its output or does not write one line per item",
-                    s->index);
-            s->stall_checks = 0;
-            s_pipe_down(self, s, TF_ST_STALL, 0);
-        }
+        tf_warn("worker: co-process of slot %d waits for input but has not answered: it "
+                "buffers its output or does not write one line per item",
+                s->index);
+        s_pipe_down(self, s, TF_ST_STALL, 0);
     }
 }
 
