@@ -111,6 +111,8 @@ tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *l
             self->line++;
             if (self->skipping || n > self->max_item) {
                 self->skipping = false;
+                *data = NULL;
+                *len = 0;
                 *line_p = self->line;
                 return TF_RD_TOOLONG;
             }
@@ -138,6 +140,8 @@ tf_rd_status_t tf_reader_next(tf_reader_t *self, const uint8_t **data, size_t *l
         *line_p = self->line;
         if (self->skipping) {
             self->skipping = false;
+            *data = NULL;
+            *len = 0;
             return TF_RD_TOOLONG;
         }
         *data = p;

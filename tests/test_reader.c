@@ -447,3 +447,39 @@ Test(reader, huge_item_skipped)
     tf_reader_destroy(&rd);
     close(fd);
 }
+
+Test(reader, toolong_sets_no_data)
+{
+    //  A skipped item reports no data and length 0, whatever the caller's
+    //  variables held before (the ventilator sizes its budget check by it).
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "0123456789abcdef\nok\n0123456789abcdef", 37), 37);
+    close(p[1]);
+    tf_reader_t *rd = tf_reader_new(p[0], '\n', 8);
+    const uint8_t *data = (const uint8_t *)"stale";
+    size_t len = 12345;
+    uint64_t line = 0;
+    tf_rd_status_t st;
+    while ((st = tf_reader_next(rd, &data, &len, &line)) == TF_RD_AGAIN)
+        cr_assert_geq(tf_reader_fill(rd), 0);
+    cr_assert_eq(st, TF_RD_TOOLONG);
+    cr_assert_null(data);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(line, 1);
+    while ((st = tf_reader_next(rd, &data, &len, &line)) == TF_RD_AGAIN)
+        cr_assert_geq(tf_reader_fill(rd), 0);
+    cr_assert_eq(st, TF_RD_ITEM);
+    cr_assert_eq(len, 2);
+    cr_assert_eq(memcmp(data, "ok", 2), 0);
+    len = 777;
+    data = (const uint8_t *)"stale";
+    while ((st = tf_reader_next(rd, &data, &len, &line)) == TF_RD_AGAIN)
+        cr_assert_geq(tf_reader_fill(rd), 0);
+    cr_assert_eq(st, TF_RD_TOOLONG, "unterminated last item over the limit");
+    cr_assert_null(data);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(line, 3);
+    tf_reader_destroy(&rd);
+    close(p[0]);
+}

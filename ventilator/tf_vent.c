@@ -433,7 +433,9 @@ static bool s_read_input(tf_vent_t *self)
             tf_info("ventilator: input done, %llu items", (unsigned long long)self->total);
             return false;
         }
-        if (!tf_window_has_room(self->window, len)) {
+        //  A skipped (too long) item enters with no data: it only fails.
+        size_t item_len = st == TF_RD_ITEM ? len : 0;
+        if (!tf_window_has_room(self->window, item_len)) {
             //  Over the byte budget: wait for acks. The reader keeps the item.
             if (!self->source)
                 tf_reader_unget(self->reader);
@@ -448,17 +450,16 @@ static bool s_read_input(tf_vent_t *self)
         }
         uint8_t *copy = NULL;
         void *block = NULL;
-        if (st == TF_RD_ITEM && len > 0) {
-            copy = tf_slab_alloc(self->slab, len, &block);
+        if (item_len > 0) {
+            copy = tf_slab_alloc(self->slab, item_len, &block);
             if (!copy) {
                 if (!self->source)
                     tf_reader_unget(self->reader);
                 return false;
             }
-            memcpy(copy, data, len);
+            memcpy(copy, data, item_len);
         }
-        tf_window_push_block(self->window, seq, copy, (uint32_t)(st == TF_RD_ITEM ? len : 0),
-                             block);
+        tf_window_push_block(self->window, seq, copy, (uint32_t)item_len, block);
         self->stats.items++;
         if (st == TF_RD_TOOLONG) {
             tf_slot_t *slot = tf_window_get(self->window, seq);
