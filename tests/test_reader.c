@@ -24,6 +24,21 @@ typedef struct {
     size_t n;
 } s_result_t;
 
+//  Appends what one tf_reader_next call returned to `res`.
+static void s_record(s_result_t *res, tf_rd_status_t st, const uint8_t *data, size_t len,
+                     uint64_t line)
+{
+    cr_assert_lt(res->n, S_MAX_ITEMS);
+    s_got_t *g = &res->items[res->n++];
+    g->status = st;
+    g->line = line;
+    g->len = len;
+    if (st == TF_RD_ITEM) {
+        cr_assert_lt(len, sizeof g->data);
+        memcpy(g->data, data, len);
+    }
+}
+
 //  Drains the reader: every ITEM and TOOLONG until EOF, filling on AGAIN.
 static void s_drain(tf_reader_t *rd, s_result_t *res)
 {
@@ -39,15 +54,7 @@ static void s_drain(tf_reader_t *rd, s_result_t *res)
             cr_assert_geq(n, 0, "fill failed: %s", strerror(errno));
             continue;
         }
-        cr_assert_lt(res->n, S_MAX_ITEMS);
-        s_got_t *g = &res->items[res->n++];
-        g->status = st;
-        g->line = line;
-        g->len = len;
-        if (st == TF_RD_ITEM) {
-            cr_assert_lt(len, sizeof g->data);
-            memcpy(g->data, data, len);
-        }
+        s_record(res, st, data, len, line);
     }
     cr_assert_fail("reader did not reach EOF");
 }
@@ -217,15 +224,7 @@ static void s_read_chunked(const s_case_t *c, size_t chunk, s_result_t *res)
             }
             continue;
         }
-        cr_assert_lt(res->n, S_MAX_ITEMS);
-        s_got_t *g = &res->items[res->n++];
-        g->status = st;
-        g->line = line;
-        g->len = len;
-        if (st == TF_RD_ITEM) {
-            cr_assert_lt(len, sizeof g->data);
-            memcpy(g->data, data, len);
-        }
+        s_record(res, st, data, len, line);
     }
     cr_assert(tf_reader_eof(rd));
     tf_reader_destroy(&rd);
