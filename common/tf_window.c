@@ -233,6 +233,12 @@ bool tf_window_ack(tf_window_t *self, uint64_t seq)
     tf_slot_t *slot = tf_window_get(self, seq);
     if (!slot)
         return false;
+    tf_window_ack_slot(self, seq, slot);
+    return true;
+}
+
+void tf_window_ack_slot(tf_window_t *self, uint64_t seq, tf_slot_t *slot)
+{
     if (slot->state == TF_ITEM_PENDING)
         s_unqueue(self, seq);
     s_release(self, slot);
@@ -241,7 +247,6 @@ bool tf_window_ack(tf_window_t *self, uint64_t seq)
     slot->state = TF_ITEM_ACKED;
     slot->worker = -1;
     s_advance(self);
-    return true;
 }
 
 void tf_window_each(tf_window_t *self, int state, int32_t worker, tf_window_fn *fn, void *arg)

@@ -37,7 +37,6 @@ typedef struct {
     uint32_t last_detail;
     int32_t worker;   //  index of the worker holding the lease, -1 none
     int64_t deadline; //  lease or ack deadline (ms), 0 = none
-    int64_t sent_us;  //  when last dispatched
 } tf_slot_t;
 
 typedef struct _tf_window_t tf_window_t;
@@ -83,6 +82,8 @@ void tf_window_requeue(tf_window_t *self, uint64_t seq);
 
 //  Sink acknowledged `seq`: frees its data. Returns true if it was live.
 bool tf_window_ack(tf_window_t *self, uint64_t seq);
+//  The same for a slot the caller has already looked up (tf_window_get).
+void tf_window_ack_slot(tf_window_t *self, uint64_t seq, tf_slot_t *slot);
 
 //  Calls `fn` for each live item in state `state` (any live state when
 //  state < 0; and of `worker`, when worker >= 0), oldest first. `fn` may requeue or ack the item.

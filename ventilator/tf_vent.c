@@ -499,9 +499,7 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
         if (tf_enc_batch_begin(b, TF_MSG_TASKS, self->job))
             return;
         uint32_t n = 0;
-        uint64_t seqs_first = 0;
         int64_t now_ms = tf_now_ms();
-        int64_t now_us = tf_now_us();
         uint64_t seq;
         while ((int64_t)n < p->credit && (n == 0 || b->len < S_BATCH_BYTES) &&
                tf_window_pop(self->window, &seq)) {
@@ -513,9 +511,7 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
             if (slot->attempt > 0)
                 self->stats.retried++;
             slot->attempt++;
-            slot->state = TF_ITEM_LEASED;
-            slot->worker = w;
-            slot->sent_us = now_us;
+            slot->worker = w; //  tf_window_pop made it LEASED
             slot->deadline = 0;
             if (self->cfg->timeout_ms > 0) {
                 int64_t ahead = 1 + p->leased / (p->slots ? p->slots : 1);
@@ -523,8 +519,6 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
                     now_ms + (self->cfg->timeout_ms + self->cfg->heartbeat_timeout_ms) * ahead;
             }
             p->leased++;
-            if (n == 0)
-                seqs_first = seq;
             n++;
         }
         if (n == 0)
@@ -537,7 +531,6 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
             return;
         }
         self->stats.batches++;
-        TF_UNUSED(seqs_first);
     }
 }
 
@@ -696,7 +689,7 @@ static void s_on_ack(tf_vent_t *self, const uint8_t *data, size_t size)
             s_unlease(self, slot);
             if (slot->state != TF_ITEM_FAILED)
                 self->stats.done++;
-            tf_window_ack(self->window, s);
+            tf_window_ack_slot(self->window, s, slot);
         }
     }
     tf_progress_update(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
@@ -744,7 +737,7 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
             tf_slot_t *slot = tf_window_get(self->window, q);
             if (slot) {
                 s_unlease(self, slot);
-                tf_window_ack(self->window, q);
+                tf_window_ack_slot(self->window, q, slot);
                 self->stats.skipped_resume++;
             }
         }
