@@ -193,7 +193,6 @@ struct _tf_worker_t {
     int64_t now_us;       //  clock read once per loop turn, for per-item stamps
     bool draining;        //  stopping: no new items, finishing the running ones
     bool learned_pty;     //  auto mode found that the command buffers on pipes
-    uint64_t served_job;  //  --once: the job this worker joined
     uint64_t ended_job;   //  the last job we were told is over
     int64_t last_contact; //  last message from any ventilator
     bool gave_up;
@@ -932,16 +931,8 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
         }
         dead = true;
     }
-    if (dead) {
-        if (!s->exited && s->pid > 0) {
-            //  Its output closed; reap it (it is exiting, or we make it).
-            tf_proc_kill(s->pid);
-            waitpid(s->pid, &s->wstatus, 0);
-            tf_signal_untrack(s->pid);
-            s->exited = true;
-        }
+    if (dead) //  its output closed: s_pipe_down reaps it (exiting, or we make it)
         s_pipe_down(self, s, 0, 0);
-    }
 }
 
 //  --------------------------------------------------------------------------
@@ -1187,13 +1178,12 @@ static int s_on_ventilator(tf_worker_t *self)
                 s_session_new(self);
                 break;
             }
-            if (self->cfg->once && self->served_job && hdr.job != self->served_job) {
+            if (self->cfg->once && self->job && hdr.job != self->job) {
                 //  --once: the job we served is over (we missed its end).
                 tf_info("worker: my job is over, a new one began: leaving (--once)");
                 return -1;
             }
             self->job = hdr.job;
-            self->served_job = hdr.job;
             self->hb_ivl = w.hb_ivl_ms;
             self->hb_timeout = w.hb_timeout_ms;
             self->timeout_ms = w.timeout_ms;
@@ -1239,7 +1229,7 @@ static int s_on_ventilator(tf_worker_t *self)
 static void s_timers(tf_worker_t *self)
 {
     int64_t now = tf_now_ms();
-    if (self->state == S_JOINING && self->cfg->once && self->served_job &&
+    if (self->state == S_JOINING && self->cfg->once && self->job &&
         now - self->last_contact > 10 * (int64_t)self->hb_timeout) {
         //  --once, and the ventilator of our job is gone for good.
         tf_warn("worker: the ventilator of my job is gone: leaving (--once)");
@@ -1341,11 +1331,6 @@ static void s_start_work(tf_worker_t *self)
     }
 }
 
-static bool s_idle(tf_worker_t *self)
-{
-    return self->queue.count == 0 && s_running(self) == 0;
-}
-
 int tf_worker_run(tf_worker_t *self)
 {
     self->now_us = tf_now_us();
@@ -1420,7 +1405,7 @@ int tf_worker_run(tf_worker_t *self)
         if (urgent)
             s_results_flush(self);
         s_report_flush(self, urgent || self->results_count == 0);
-        if (self->job_ended && self->cfg->once && s_idle(self))
+        if (self->job_ended && self->cfg->once && !busy)
             break;
 
         size_t n = 0;
@@ -1473,7 +1458,7 @@ int tf_worker_run(tf_worker_t *self)
         if (self->results_count > 0 && timeout > 1)
             timeout = 1; //  held results
         for (int i = 0; i < self->nslots; i++)
-            if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0)
+            if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0 && timeout > 5)
                 timeout = 5; //  no pidfd: poll exits
         int r = zmq_poll(items, (int)n, timeout);
         self->now_us = tf_now_us();
