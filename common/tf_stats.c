@@ -1,8 +1,13 @@
 /*  tf_stats.c -- latency histogram, progress bar. */
 #include "tf_stats.h"
 
+#include <cjson/cJSON.h>
+#include <czmq.h>
+#include <errno.h>
+
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -133,4 +138,22 @@ void tf_progress_finish(tf_progress_t *self, uint64_t done, uint64_t failed, uin
         return;
     s_draw(self, done, failed, workers);
     fputc('\n', stderr);
+}
+
+int tf_stats_write_json(cJSON *root, const char *path, const char *who)
+{
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    int rc = -1;
+    FILE *f = text ? fopen(path, "w") : NULL;
+    if (f) {
+        rc = fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+        if (fclose(f))
+            rc = -1;
+    }
+    if (rc)
+        zsys_error("%s: cannot write --stats file '%s': %s", who, path,
+                   text ? strerror(errno) : "out of memory");
+    free(text);
+    return rc;
 }

@@ -42,6 +42,12 @@ void tf_progress_finish(tf_progress_t *self, uint64_t done, uint64_t failed, uin
 void tf_progress_format(char *buf, size_t cap, uint64_t done, uint64_t total, bool total_known,
                         uint64_t failed, uint32_t workers, int64_t elapsed_ms, int width);
 
+//  Writes a --stats report: prints `root` as JSON (plus a newline) to
+//  `path` and deletes it. On failure logs "<who>: cannot write --stats
+//  file ..." and returns -1; 0 on success.
+struct cJSON;
+int tf_stats_write_json(struct cJSON *root, const char *path, const char *who);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,8 @@
     them to the ventilator in batches and writes them in input order. */
 #include "tf_sink.h"
 
+#include <cjson/cJSON.h>
+
 #include "tf_curve.h"
 #include "tf_journal.h"
 #include "tf_log.h"
@@ -9,6 +11,7 @@
 #include "tf_proto.h"
 #include "tf_reorder.h"
 #include "tf_signal.h"
+#include "tf_stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -575,19 +578,15 @@ int tf_sink_run(tf_sink_t *self)
 
 int tf_sink_write_stats(const tf_sink_t *self, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        zsys_error("sink: cannot write --stats file '%s': %s", path, strerror(errno));
-        return -1;
-    }
     const tf_sink_stats_t *st = &self->stats;
-    fprintf(f,
-            "{\n  \"version\": 1,\n  \"results\": %llu,\n  \"duplicates_dropped\": %llu,\n"
-            "  \"skipped\": %llu,\n  \"malformed_dropped\": %llu,\n  \"written\": %llu,\n"
-            "  \"bytes\": %llu,\n  \"acks\": %llu\n}\n",
-            (unsigned long long)st->results, (unsigned long long)st->duplicates,
-            (unsigned long long)st->skipped, (unsigned long long)st->malformed,
-            (unsigned long long)st->written, (unsigned long long)st->bytes,
-            (unsigned long long)st->acks);
-    return fclose(f) ? -1 : 0;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddNumberToObject(root, "results", (double)st->results);
+    cJSON_AddNumberToObject(root, "duplicates_dropped", (double)st->duplicates);
+    cJSON_AddNumberToObject(root, "skipped", (double)st->skipped);
+    cJSON_AddNumberToObject(root, "malformed_dropped", (double)st->malformed);
+    cJSON_AddNumberToObject(root, "written", (double)st->written);
+    cJSON_AddNumberToObject(root, "bytes", (double)st->bytes);
+    cJSON_AddNumberToObject(root, "acks", (double)st->acks);
+    return tf_stats_write_json(root, path, "sink");
 }

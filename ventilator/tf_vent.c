@@ -1046,20 +1046,5 @@ int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_
         cJSON_AddBoolToObject(w, "lost", !p->used);
         cJSON_AddItemToArray(workers, w);
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text)
-        return -1;
-    int rc = -1;
-    FILE *f = fopen(path, "w");
-    if (f) {
-        rc = fputs(text, f) < 0 ? -1 : 0;
-        fputc('\n', f);
-        if (fclose(f))
-            rc = -1;
-    }
-    if (rc)
-        zsys_error("ventilator: cannot write --stats file '%s': %s", path, strerror(errno));
-    free(text);
-    return rc;
+    return tf_stats_write_json(root, path, "ventilator");
 }
