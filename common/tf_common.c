@@ -74,15 +74,6 @@ void tf_buf_consume(tf_buf_t *self, size_t n)
     self->len -= n;
 }
 
-uint8_t *tf_buf_take(tf_buf_t *self, size_t *len_p)
-{
-    uint8_t *data = self->data;
-    if (len_p)
-        *len_p = self->len;
-    tf_buf_init(self);
-    return data;
-}
-
 int tf_parse_i64(const char *text, int64_t min, int64_t max, int64_t *value_p)
 {
     if (!text || !*text)

@@ -34,8 +34,6 @@ int tf_buf_reserve(tf_buf_t *self, size_t extra);
 int tf_buf_append(tf_buf_t *self, const void *data, size_t len);
 //  Drops the first `n` bytes (n <= len).
 void tf_buf_consume(tf_buf_t *self, size_t n);
-//  Takes the data: caller owns the returned pointer, buffer is reset.
-uint8_t *tf_buf_take(tf_buf_t *self, size_t *len_p);
 
 //  Checked conversions. Return 0 on success, -1 when `text` is not a whole
 //  number in [min, max] (trailing garbage, empty, overflow all fail).

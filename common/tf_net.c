@@ -1,6 +1,7 @@
 /*  tf_net.c -- ZeroMQ plumbing shared by ventilator, worker and sink. */
 #include "tf_net.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void tf_rx_init(tf_rx_t *rx)
@@ -133,4 +134,13 @@ int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t c
     else
         n = snprintf(out, cap, "%s", endpoint);
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+int tf_net_bind(zsock_t *sock, const char *endpoint, char *err, size_t errlen)
+{
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
 }

@@ -54,6 +54,9 @@ void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint);
 int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t cap);
 //  Host part of tcp://HOST:PORT into out ("" for other transports).
 void tf_net_host_of(const char *endpoint, char *out, size_t cap);
+//  Binds `sock` to `endpoint`. Returns 0, or -1 with "cannot bind '...':
+//  reason" in err.
+int tf_net_bind(zsock_t *sock, const char *endpoint, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

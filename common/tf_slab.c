@@ -14,7 +14,6 @@ struct _tf_slab_t {
     size_t block_size;
     size_t max_small;
     s_block_t *current;
-    size_t blocks;
 };
 
 tf_slab_t *tf_slab_new(size_t block_size, size_t max_small)
@@ -63,7 +62,6 @@ void *tf_slab_alloc(tf_slab_t *self, size_t len, void **block_p)
             b->refs = 0;
             b->used = 0;
             b->size = self->block_size;
-            self->blocks++;
             self->current = b; //  the previous one is freed by its last release
         }
     }
@@ -87,12 +85,5 @@ void tf_slab_release(tf_slab_t *self, void *block, void *ptr)
         b->used = 0;
         return;
     }
-    if (self)
-        self->blocks--;
     free(b);
-}
-
-size_t tf_slab_blocks(const tf_slab_t *self)
-{
-    return self->blocks;
 }

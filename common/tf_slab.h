@@ -27,8 +27,6 @@ void tf_slab_destroy(tf_slab_t **self_p);
 void *tf_slab_alloc(tf_slab_t *self, size_t len, void **block_p);
 //  Releases an allocation made by tf_slab_alloc.
 void tf_slab_release(tf_slab_t *self, void *block, void *ptr);
-//  Blocks currently allocated (for tests).
-size_t tf_slab_blocks(const tf_slab_t *self);
 
 #ifdef __cplusplus
 }

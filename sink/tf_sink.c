@@ -183,10 +183,8 @@ void tf_sink_destroy(tf_sink_t **self_p)
 
 int tf_sink_bind(tf_sink_t *self, const char *endpoint, char *err, size_t errlen)
 {
-    if (zsock_bind(self->pull, "%s", endpoint) < 0) {
-        snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
+    if (tf_net_bind(self->pull, endpoint, err, errlen))
         return -1;
-    }
     char *last = zsock_last_endpoint(self->pull); //  caller frees
     snprintf(self->last_ep, sizeof self->last_ep, "%s", last ? last : endpoint);
     zstr_free(&last);
@@ -213,11 +211,6 @@ void tf_sink_set_advertise(tf_sink_t *self, const char *endpoint)
 void tf_sink_set_embedded(tf_sink_t *self, bool embedded)
 {
     self->embedded = embedded;
-}
-
-void tf_sink_set_resume(tf_sink_t *self, uint64_t seq)
-{
-    self->resume_from = seq;
 }
 
 void tf_sink_set_writer(tf_sink_t *self, tf_sink_write_fn *fn, void *arg)

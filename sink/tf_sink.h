@@ -34,8 +34,6 @@ void tf_sink_set_ventilator(tf_sink_t *self, const char *endpoint);
 void tf_sink_set_advertise(tf_sink_t *self, const char *endpoint);
 //  Embedded in `run`: signals are the ventilator's business.
 void tf_sink_set_embedded(tf_sink_t *self, bool embedded);
-//  Resume: results below `seq` are already in the output.
-void tf_sink_set_resume(tf_sink_t *self, uint64_t seq);
 //  Results go to `fn` (seq, data, len) instead of the output file.
 typedef int(tf_sink_write_fn)(void *arg, uint64_t seq, const uint8_t *data, size_t len);
 void tf_sink_set_writer(tf_sink_t *self, tf_sink_write_fn *fn, void *arg);

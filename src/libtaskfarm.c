@@ -59,12 +59,10 @@ typedef struct {
     size_t n;
     taskfarm_result_t *results;
     size_t failed;
-    size_t done;
     size_t reported;
     tf_sink_t *sink;
     tf_worker_t *worker;
     int sink_rc;
-    atomic_int threads_done;
 } s_job_t;
 
 static int s_source(void *arg, uint64_t seq, const uint8_t **data, size_t *len)
@@ -91,7 +89,6 @@ static int s_store(void *arg, uint64_t seq, const uint8_t *data, size_t len)
     }
     r->len = len;
     r->status = 0;
-    job->done++; //  sink thread; read by the caller only after join
     return 0;
 }
 
@@ -178,7 +175,6 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
 
     tf_config_t cfg;
     tf_config_init(&cfg, TF_CMD_RUN);
-    cfg.workers = workers;
     cfg.retries = opts->retries > 0 ? opts->retries : 1;
     cfg.unordered = true; //  the array is the order
     cfg.progress = 0;

@@ -209,11 +209,7 @@ void tf_vent_destroy(tf_vent_t **self_p)
 
 int tf_vent_bind(tf_vent_t *self, const char *endpoint, char *err, size_t errlen)
 {
-    if (zsock_bind(self->router, "%s", endpoint) < 0) {
-        snprintf(err, errlen, "cannot bind '%s': %s", endpoint, zmq_strerror(zmq_errno()));
-        return -1;
-    }
-    return 0;
+    return tf_net_bind(self->router, endpoint, err, errlen);
 }
 
 void tf_vent_set_sink_endpoint(tf_vent_t *self, const char *endpoint)
@@ -239,11 +235,6 @@ void tf_vent_set_fail_fn(tf_vent_t *self, tf_vent_fail_fn *fn, void *arg)
     self->fail_arg = arg;
 }
 
-void tf_vent_stop(tf_vent_t *self)
-{
-    atomic_store(&self->stop_requested, true);
-}
-
 void tf_vent_abort(tf_vent_t *self)
 {
     atomic_store(&self->abort_requested, true);
@@ -252,11 +243,6 @@ void tf_vent_abort(tf_vent_t *self)
 const tf_vent_stats_t *tf_vent_stats(const tf_vent_t *self)
 {
     return &self->stats;
-}
-
-uint32_t tf_vent_workers(const tf_vent_t *self)
-{
-    return self->nworkers;
 }
 
 //  --------------------------------------------------------------------------

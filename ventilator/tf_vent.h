@@ -47,8 +47,6 @@ void tf_vent_set_sink_endpoint(tf_vent_t *self, const char *endpoint);
 void tf_vent_set_tick(tf_vent_t *self, tf_vent_tick_fn *fn, void *arg);
 //  Tells the ventilator a worker process is gone (run mode sees its exit).
 void tf_vent_worker_gone(tf_vent_t *self, const char *name);
-//  Asks the loop to stop taking items and finish (as on SIGINT).
-void tf_vent_stop(tf_vent_t *self);
 //  Thread-safe: leave the loop at once (the job cannot finish).
 void tf_vent_abort(tf_vent_t *self);
 
@@ -69,7 +67,6 @@ int tf_vent_run(tf_vent_t *self);
 int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_malformed);
 
 const tf_vent_stats_t *tf_vent_stats(const tf_vent_t *self);
-uint32_t tf_vent_workers(const tf_vent_t *self);
 
 #ifdef __cplusplus
 }

@@ -136,15 +136,6 @@ int tf_fnslot_fd(const tf_fnslot_t *self)
     return self->pipe_r;
 }
 
-bool tf_fnslot_busy(const tf_fnslot_t *self)
-{
-    tf_fnslot_t *s = (tf_fnslot_t *)(uintptr_t)self;
-    pthread_mutex_lock(&s->lock);
-    bool busy = s->state != S_IDLE;
-    pthread_mutex_unlock(&s->lock);
-    return busy;
-}
-
 int tf_fnslot_submit(tf_fnslot_t *self, const void *data, size_t len)
 {
     pthread_mutex_lock(&self->lock);

@@ -34,7 +34,6 @@ int tf_fnslot_submit(tf_fnslot_t *self, const void *data, size_t len);
 //  Takes the finished result: *out is malloc'd (caller frees), *rc is the
 //  map function's return. Returns 0, or -1 when nothing is finished.
 int tf_fnslot_collect(tf_fnslot_t *self, void **out, size_t *out_len, int *rc);
-bool tf_fnslot_busy(const tf_fnslot_t *self);
 
 #ifdef __cplusplus
 }
