@@ -286,7 +286,7 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
 }
 
 //  A forked local worker: never returns.
-static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *sink_ep, pid_t parent)
+static void s_worker_child(char **argv, pid_t parent)
 {
     tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too.
@@ -298,16 +298,18 @@ static void s_worker_child(tf_config_t *cfg, const char *vent_ep, const char *si
         dup2(null, STDIN_FILENO);
         close(null);
     }
-    tf_config_t wc = *cfg; //  shallow: this process ends with _exit
-    wc.cmd = TF_CMD_WORKER;
-    wc.connect = (char *)(uintptr_t)vent_ep;
-    wc.sink = (char *)(uintptr_t)sink_ep;
-    wc.workers = 1;
-    wc.once = true;
-    if (cfg->curve_server_key) {
-        //  Local workers present the job's own key pair, which run allows.
-        wc.curve_client_key = cfg->curve_server_key;
-        wc.curve_server_public = cfg->curve_server_key;
+    //  The very command line a replacement worker is started with
+    //  (s_worker_argv): one description of the local worker for both.
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    tf_config_t wc;
+    tf_config_init(&wc, TF_CMD_WORKER);
+    char err[512];
+    if (tf_config_parse(&wc, argc - 1, argv + 1, err, sizeof err) ||
+        tf_config_check(&wc, err, sizeof err)) {
+        fprintf(stderr, "taskfarm run: local worker: %s\n", err);
+        _exit(2);
     }
     int rc = s_cmd_worker(&wc);
     fflush(NULL);
@@ -372,7 +374,7 @@ static int s_cmd_run(tf_config_t *cfg)
             goto done;
         }
         if (pid == 0)
-            s_worker_child(cfg, vent_ipc, sink_ipc, self_pid);
+            s_worker_child(run.argv, self_pid);
         run.children[i].pid = pid;
         run.children[i].started_ms = tf_now_ms();
         run.nchildren++;
