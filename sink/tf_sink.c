@@ -193,6 +193,14 @@ int tf_sink_bind(tf_sink_t *self, const char *endpoint, char *err, size_t errlen
     return 0;
 }
 
+int tf_sink_bind_beside(tf_sink_t *self, const char *listen, char *err, size_t errlen)
+{
+    char host[256], ep[300];
+    tf_net_host_of(listen, host, sizeof host);
+    snprintf(ep, sizeof ep, "tcp://%s:*", host[0] ? host : "*");
+    return tf_sink_bind(self, ep, err, errlen);
+}
+
 const char *tf_sink_last_endpoint(tf_sink_t *self)
 {
     return self->last_ep;

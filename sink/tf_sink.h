@@ -27,6 +27,10 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen);
 void tf_sink_destroy(tf_sink_t **self_p);
 
 int tf_sink_bind(tf_sink_t *self, const char *endpoint, char *err, size_t errlen);
+//  Binds an ephemeral TCP port on the host of `listen` (a ventilator's
+//  --listen endpoint; all interfaces for a wildcard): where remote workers
+//  beside it send results. tf_sink_last_endpoint() then names it.
+int tf_sink_bind_beside(tf_sink_t *self, const char *listen, char *err, size_t errlen);
 //  The endpoint last bound, as ZeroMQ resolved it (tcp://host:port).
 const char *tf_sink_last_endpoint(tf_sink_t *self);
 //  Ventilator to register with, and the endpoint workers are told.

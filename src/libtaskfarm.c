@@ -157,6 +157,34 @@ static int s_map_here(const taskfarm_opts_t *opts, s_job_t *job)
     return rc;
 }
 
+//  czmq as a library uses it: the host program keeps its own signal
+//  handling, logs go to stderr.
+static void s_zsys_setup(void)
+{
+    zsys_handler_set(NULL);
+    zsys_set_logstream(stderr);
+    zsys_init();
+}
+
+//  A function-mode worker running `opts` for one job (--once) on `workers`
+//  threads, connected to `connect`; `wcfg` (initialised by the caller for
+//  the worker command) must outlive it. On failure returns NULL with *rc_p
+//  set (TASKFARM_EINIT when the user's init failed) and the reason in err.
+static tf_worker_t *s_fn_worker(const taskfarm_opts_t *opts, tf_config_t *wcfg, int64_t workers,
+                                const char *connect, const char *sink, int *rc_p, char *err,
+                                size_t errlen)
+{
+    wcfg->workers = workers;
+    wcfg->once = true;
+    wcfg->connect = (char *)(uintptr_t)connect;
+    wcfg->sink = (char *)(uintptr_t)sink;
+    tf_fn_t fn = {opts->init, opts->map, opts->fini, opts->user};
+    tf_worker_t *worker = tf_worker_new_fn(wcfg, &fn, err, errlen);
+    if (!worker)
+        *rc_p = strstr(err, "init") ? TASKFARM_EINIT : TASKFARM_ENOMEM;
+    return worker;
+}
+
 static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
 {
     char err[512] = "";
@@ -167,9 +195,7 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
     snprintf(vent_ep, sizeof vent_ep, "inproc://taskfarm-lib-%d-%u-vent", (int)getpid(), call);
     snprintf(sink_ep, sizeof sink_ep, "inproc://taskfarm-lib-%d-%u-sink", (int)getpid(), call);
     //  The host program keeps its own signal handling.
-    zsys_handler_set(NULL);
-    zsys_set_logstream(stderr);
-    zsys_init();
+    s_zsys_setup();
     if (tf_log_level > 0)
         tf_log_level = 0; //  errors only from a library
 
@@ -180,10 +206,6 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
     cfg.progress = 0;
     tf_config_t wcfg;
     tf_config_init(&wcfg, TF_CMD_WORKER);
-    wcfg.workers = workers;
-    wcfg.once = true;
-    wcfg.connect = vent_ep;
-    wcfg.sink = sink_ep;
 
     int rc = TASKFARM_ENET;
     tf_vent_t *vent = tf_vent_new(&cfg, err, sizeof err);
@@ -199,22 +221,16 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
     if (!job->sink || tf_sink_bind(job->sink, sink_ep, err, sizeof err))
         goto done;
     if (opts->listen) {
-        char host[256], ep[300];
-        tf_net_host_of(opts->listen, host, sizeof host);
-        snprintf(ep, sizeof ep, "tcp://%s:*", host[0] ? host : "*");
-        if (tf_sink_bind(job->sink, ep, err, sizeof err))
+        if (tf_sink_bind_beside(job->sink, opts->listen, err, sizeof err))
             goto done;
         tf_vent_set_sink_endpoint(vent, tf_sink_last_endpoint(job->sink));
     }
     tf_sink_set_ventilator(job->sink, vent_ep);
     tf_sink_set_embedded(job->sink, true);
     tf_sink_set_writer(job->sink, s_store, job);
-    tf_fn_t fn = {opts->init, opts->map, opts->fini, opts->user};
-    job->worker = tf_worker_new_fn(&wcfg, &fn, err, sizeof err);
-    if (!job->worker) {
-        rc = strstr(err, "init") ? TASKFARM_EINIT : TASKFARM_ENOMEM;
+    job->worker = s_fn_worker(opts, &wcfg, workers, vent_ep, sink_ep, &rc, err, sizeof err);
+    if (!job->worker)
         goto done;
-    }
     pthread_t st, wt;
     if (pthread_create(&st, NULL, s_sink_thread, job)) {
         rc = TASKFARM_ENOMEM;
@@ -283,21 +299,16 @@ int taskfarm_serve(const taskfarm_opts_t *opts, const char *endpoint)
     char err[512];
     if (!opts || !opts->map || !endpoint || tf_endpoint_check(endpoint, err, sizeof err))
         return TASKFARM_EINVAL;
-    zsys_handler_set(NULL);
-    zsys_set_logstream(stderr);
-    zsys_init();
+    s_zsys_setup();
     tf_config_t wcfg;
     tf_config_init(&wcfg, TF_CMD_WORKER);
-    wcfg.workers = opts->workers > 0 ? opts->workers : tf_online_cpus();
-    wcfg.once = true;
-    wcfg.connect = (char *)(uintptr_t)endpoint;
-    tf_fn_t fn = {opts->init, opts->map, opts->fini, opts->user};
-    tf_worker_t *worker = tf_worker_new_fn(&wcfg, &fn, err, sizeof err);
     int rc = TASKFARM_OK;
-    if (!worker) {
+    tf_worker_t *worker =
+        s_fn_worker(opts, &wcfg, opts->workers > 0 ? opts->workers : tf_online_cpus(), endpoint,
+                    NULL, &rc, err, sizeof err);
+    if (!worker)
         zsys_error("taskfarm_serve: %s", err);
-        rc = strstr(err, "init") ? TASKFARM_EINIT : TASKFARM_ENOMEM;
-    } else if (tf_worker_run(worker) != 0)
+    else if (tf_worker_run(worker) != 0)
         rc = TASKFARM_ENET;
     tf_worker_destroy(&worker);
     wcfg.connect = NULL;

@@ -120,21 +120,20 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
             continue;
         char name[260];
         snprintf(name, sizeof name, "%s:%d", run->host, (int)c->pid);
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        bool finished = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  told the job is over
+        if (finished)
             tf_info("run: local worker %d (pid %d) finished", i, (int)c->pid);
         else
             tf_warn("run: local worker %d (pid %d) %s %d", i, (int)c->pid,
                     WIFSIGNALED(st) ? "killed by signal" : "exited with",
                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-        bool normal = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  told the job is over
-        if (!normal)
+        if (!finished)
             tf_vent_worker_gone(vent, name);
         c->pid = 0;
         //  A worker that cannot even start (bad command, plugin, ...) is not
         //  restarted; one that crashed mid-job is, a bounded number of times.
         bool startup_failure =
             WIFEXITED(st) && WEXITSTATUS(st) != 0 && tf_now_ms() - c->started_ms < 1000;
-        bool finished = WIFEXITED(st) && WEXITSTATUS(st) == 0; //  its job is over
         if (tf_interrupted() || finished)
             continue;
         if (startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER) {
@@ -409,10 +408,7 @@ static int s_cmd_run(tf_config_t *cfg)
     }
     if (cfg->listen) {
         //  Remote workers send results to an ephemeral port beside --listen.
-        char host[256], ep[300];
-        tf_net_host_of(cfg->listen, host, sizeof host);
-        snprintf(ep, sizeof ep, "tcp://%s:*", host[0] ? host : "*");
-        if (tf_sink_bind(run.sink, ep, err, sizeof err)) {
+        if (tf_sink_bind_beside(run.sink, cfg->listen, err, sizeof err)) {
             fprintf(stderr, "taskfarm run: %s\n", err);
             goto done;
         }
