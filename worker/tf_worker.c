@@ -80,6 +80,19 @@ static void s_q_push_front(s_queue_t *q, s_task_t *t)
     q->count++;
 }
 
+//  Moves all of `from` in front of `q`, in order; `from` is left empty.
+static void s_q_prepend(s_queue_t *q, s_queue_t *from)
+{
+    if (!from->head)
+        return;
+    from->tail->next = q->head;
+    q->head = from->head;
+    if (!q->tail)
+        q->tail = from->tail;
+    q->count += from->count;
+    memset(from, 0, sizeof *from);
+}
+
 static s_task_t *s_q_pop(s_queue_t *q)
 {
     s_task_t *t = q->head;
@@ -129,11 +142,9 @@ typedef struct {
     size_t rscan;
     s_queue_t outstanding;
     int64_t head_since_ms;
-    int64_t started_ms;
     //  First seen waiting for input while owing answers, since the head
     //  item started (0: not seen so). Probe and stall checks both read it.
     int64_t waiting_since_ms;
-    bool on_pty;
     bool probing; //  on pipes, not yet seen to answer (auto mode)
     //  function mode (plugin, library)
     tf_fnslot_t *fns;
@@ -187,8 +198,6 @@ struct _tf_worker_t {
     tf_rx_t rx;
     char name[TF_MAX_NAME + 1];
     bool job_ended;
-    uint64_t malformed;
-    uint64_t done;
     int64_t next_stall_check;
     int64_t now_us;       //  clock read once per loop turn, for per-item stamps
     bool draining;        //  stopping: no new items, finishing the running ones
@@ -462,7 +471,6 @@ static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t 
         self->avg_us = self->cost_known ? self->avg_us * 0.9 + d * 0.1 : d;
         self->cost_known = true;
     }
-    self->done++;
     if (t->session != self->session || self->state != S_ACTIVE)
         return; //  that session is gone; the ventilator re-leased the item
     if (self->report_count == 0 && tf_enc_report_begin(&self->report, self->job, 0))
@@ -706,7 +714,6 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
 {
     int child_in = -1, child_out = -1;
     bool pty = s_use_pty(self);
-    s->on_pty = pty;
     s->probing = !pty && !self->cfg->no_pty;
     s->waiting_since_ms = 0;
     if (pty) {
@@ -748,7 +755,6 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
     s->exited = false;
-    s->started_ms = tf_now_ms();
     s_set_nonblock(s->wfd);
     if (s->rfd != s->wfd)
         s_set_nonblock(s->rfd);
@@ -799,19 +805,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
             s_task_free(self->slab, t);
         }
     }
-    s_queue_t back = s->outstanding;
-    memset(&s->outstanding, 0, sizeof s->outstanding);
-    s_task_t *rev = NULL;
-    s_task_t *t;
-    while ((t = s_q_pop(&back))) {
-        t->next = rev;
-        rev = t;
-    }
-    while (rev) {
-        t = rev;
-        rev = rev->next;
-        s_q_push_front(&self->queue, t);
-    }
+    s_q_prepend(&self->queue, &s->outstanding);
     s->wbuf.len = 0;
     s->rbuf.len = 0;
     s->rscan = 0;
@@ -1121,7 +1115,6 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
 
 static void s_malformed(tf_worker_t *self, const char *why)
 {
-    self->malformed++;
     if (tf_log_ratelimit(&self->rl))
         tf_warn("worker: dropped malformed message: %s", why);
 }
@@ -1284,49 +1277,56 @@ static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
     s_task_free(self->slab, t);
 }
 
+//  Pipe mode: each co-process gets its share of the worker's credit, so
+//  that N slots run N items at once and long items do not queue behind one
+//  another. Round by round, one item per slot per round, shallowest first.
+static void s_pipe_start(tf_worker_t *self)
+{
+    size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
+    if (share > S_PIPE_DEPTH)
+        share = S_PIPE_DEPTH;
+    bool probing = false;
+    for (int k = 0; k < self->nslots; k++)
+        probing = probing || self->slots[k].probing || self->slots[k].pid == 0;
+    if (probing && !s_use_pty(self) && !self->cfg->no_pty)
+        share = 1; //  a probe holds one item until the program answers
+    size_t level = SIZE_MAX;
+    for (int k = 0; k < self->nslots; k++)
+        if (self->slots[k].outstanding.count < level)
+            level = self->slots[k].outstanding.count;
+    for (level++; level <= share && self->queue.count > 0; level++) {
+        bool stuck = true; //  no slot below this level could take one
+        for (int k = 0; k < self->nslots && self->queue.count > 0; k++) {
+            s_slot_t *q = &self->slots[k];
+            size_t before = q->outstanding.count;
+            if (before >= level)
+                continue;
+            s_pipe_feed(self, q, level);
+            if (q->outstanding.count > before)
+                stuck = false;
+        }
+        if (stuck && level > 1)
+            break;
+    }
+}
+
 static void s_start_work(tf_worker_t *self)
 {
+    if (self->queue.count == 0)
+        return;
+    if (self->pipe) {
+        s_pipe_start(self);
+        return;
+    }
     for (int i = 0; i < self->nslots && self->queue.count > 0; i++) {
         s_slot_t *s = &self->slots[i];
+        if (s->task)
+            continue;
         if (self->fnmode) {
-            if (!s->task) {
-                s->task = s_q_pop(&self->queue);
-                s->task->start_us = self->now_us;
-                tf_fnslot_submit(s->fns, s->task->data, s->task->len);
-            }
-        } else if (self->pipe) {
-            //  Each co-process gets its share of the worker's credit, so
-            //  that N slots run N items at once and long items do not queue
-            //  behind one another.
-            size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
-            if (share > S_PIPE_DEPTH)
-                share = S_PIPE_DEPTH;
-            bool probing = false;
-            for (int k = 0; k < self->nslots; k++)
-                probing = probing || self->slots[k].probing || self->slots[k].pid == 0;
-            if (probing && !s_use_pty(self) && !self->cfg->no_pty)
-                share = 1; //  a probe holds one item until the program answers
-            //  Round by round, one item per slot per round, shallowest first.
-            size_t level = SIZE_MAX;
-            for (int k = 0; k < self->nslots; k++)
-                if (self->slots[k].outstanding.count < level)
-                    level = self->slots[k].outstanding.count;
-            for (level++; level <= share && self->queue.count > 0; level++) {
-                bool stuck = true; //  no slot below this level could take one
-                for (int k = 0; k < self->nslots && self->queue.count > 0; k++) {
-                    s_slot_t *q = &self->slots[k];
-                    size_t before = q->outstanding.count;
-                    if (before >= level)
-                        continue;
-                    s_pipe_feed(self, q, level);
-                    if (q->outstanding.count > before)
-                        stuck = false;
-                }
-                if (stuck && level > 1)
-                    break;
-            }
-            return;
-        } else if (!s->task)
+            s->task = s_q_pop(&self->queue);
+            s->task->start_us = self->now_us;
+            tf_fnslot_submit(s->fns, s->task->data, s->task->len);
+        } else
             s_exec_start(self, s, s_q_pop(&self->queue));
     }
 }
