@@ -459,6 +459,14 @@ static uint8_t *s_result_reserve(tf_worker_t *self, const s_task_t *t, size_t le
     return p;
 }
 
+//  Adds the result of `t`: `len` bytes at `data`.
+static void s_result_add(tf_worker_t *self, const s_task_t *t, const uint8_t *data, size_t len)
+{
+    uint8_t *p = s_result_reserve(self, t, len);
+    if (p && len)
+        memcpy(p, data, len);
+}
+
 static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t detail)
 {
     int64_t now = self->now_us;
@@ -479,6 +487,17 @@ static void s_report(tf_worker_t *self, const s_task_t *t, int status, uint32_t 
                    (uint32_t)(dur > UINT32_MAX ? UINT32_MAX : dur)};
     if (tf_enc_done(&self->report, &d) == 0)
         self->report_count++;
+}
+
+//  Stopping: every item of `q` goes back to the ventilator uncharged.
+static void s_hand_back(tf_worker_t *self, s_queue_t *q)
+{
+    s_task_t *t;
+    while ((t = s_q_pop(q))) {
+        s_report(self, t, TF_ST_REQUEUE, 0);
+        s_task_free(self->slab, t);
+        self->handed_back++;
+    }
 }
 
 static size_t s_running(tf_worker_t *self)
@@ -558,9 +577,7 @@ static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t d
 {
     s_task_t *t = s->task;
     if (status == TF_ST_OK) {
-        uint8_t *p = s_result_reserve(self, t, s->out.len);
-        if (p && s->out.len)
-            memcpy(p, s->out.data, s->out.len);
+        s_result_add(self, t, s->out.data, s->out.len);
     }
     s_report(self, t, status, detail);
     s_task_free(self->slab, t);
@@ -857,9 +874,7 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
             if (tf_log_ratelimit(&self->rl))
                 tf_warn("worker: co-process wrote a line with no item waiting; dropped");
         } else {
-            uint8_t *p = s_result_reserve(self, t, end - start);
-            if (p)
-                memcpy(p, s->rbuf.data + start, end - start);
+            s_result_add(self, t, s->rbuf.data + start, end - start);
             s_report(self, t, TF_ST_OK, 0);
             s_task_free(self->slab, t);
             if (s->outstanding.head) {
@@ -1267,9 +1282,7 @@ static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
     if (rc == 0 && len > self->max_result)
         s_report(self, t, TF_ST_TOOBIG, 0);
     else if (rc == 0) {
-        uint8_t *p = s_result_reserve(self, t, len);
-        if (p && len)
-            memcpy(p, out, len);
+        s_result_add(self, t, out, len);
         s_report(self, t, TF_ST_OK, 0);
     } else
         s_report(self, t, TF_ST_EXIT, (uint32_t)rc);
@@ -1371,22 +1384,13 @@ int tf_worker_run(tf_worker_t *self)
             tf_info("worker: stopping: handing back %zu queued item(s), finishing %zu running",
                     self->queue.count, s_running(self));
             self->draining = true;
-            s_task_t *t;
-            while ((t = s_q_pop(&self->queue))) {
-                s_report(self, t, TF_ST_REQUEUE, 0);
-                s_task_free(self->slab, t);
-                self->handed_back++;
-            }
+            s_hand_back(self, &self->queue);
             //  Items waiting inside co-processes behind the running one go
             //  back too.
             for (int i = 0; self->pipe && i < self->nslots; i++) {
                 s_slot_t *sl = &self->slots[i];
                 s_task_t *head = s_q_pop(&sl->outstanding);
-                while ((t = s_q_pop(&sl->outstanding))) {
-                    s_report(self, t, TF_ST_REQUEUE, 0);
-                    s_task_free(self->slab, t);
-                    self->handed_back++;
-                }
+                s_hand_back(self, &sl->outstanding);
                 if (head)
                     s_q_push(&sl->outstanding, head);
             }
@@ -1504,12 +1508,7 @@ int tf_worker_run(tf_worker_t *self)
     }
     s_results_flush(self);
     if (self->draining) {
-        s_task_t *t; //  put back by a co-process that went down meanwhile
-        while ((t = s_q_pop(&self->queue))) {
-            s_report(self, t, TF_ST_REQUEUE, 0);
-            s_task_free(self->slab, t);
-            self->handed_back++;
-        }
+        s_hand_back(self, &self->queue); //  put back by a co-process that went down
         s_report_flush(self, true);
         if (self->handed_back > 0 && self->state == S_ACTIVE)
             zsock_set_linger(self->dealer, 500); //  let the hand-back leave
