@@ -69,6 +69,7 @@ struct _tf_vent_t {
     atomic_bool stop_requested;
     atomic_bool abort_requested;
     int64_t drain_deadline;
+    uint64_t drain_from; //  draining: items below are idle for good
     int64_t end_sent_ms;
     uint64_t resume_from; //  items below are committed by an earlier run
     bool partial;         //  stopped before the input's end
@@ -903,15 +904,20 @@ static void s_phase(tf_vent_t *self)
         s_send_end(self);
     }
     if (self->phase == S_DRAINING) {
-        //  Done when nothing is leased or awaiting an ack any more.
+        //  Done when nothing is leased or awaiting an ack any more. Nothing
+        //  is leased while draining, so an item found idle stays idle: each
+        //  look resumes where the last one found a busy item.
         bool busy = false;
-        for (uint64_t s = tf_window_base(self->window); s < tf_window_next(self->window); s++) {
+        uint64_t s = self->drain_from > tf_window_base(self->window) ? self->drain_from
+                                                                     : tf_window_base(self->window);
+        for (; s < tf_window_next(self->window); s++) {
             tf_slot_t *slot = tf_window_get(self->window, s);
             if (slot && (slot->state == TF_ITEM_LEASED || slot->state == TF_ITEM_COMPLETED)) {
                 busy = true;
                 break;
             }
         }
+        self->drain_from = s;
         if (!busy || now >= self->drain_deadline) {
             self->phase = S_ENDING;
             //  Everything below base is acknowledged: the sink writes that prefix.
