@@ -135,21 +135,16 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->pull, cfg->max_result + (1 << 20));
     tf_net_setup(self->dealer, 1 << 20);
-    if (cfg->curve_server_key) {
-        if (tf_curve_server(self->pull, cfg->curve_server_key, cfg->curve_allow, err, errlen))
-            goto fail;
-        //  Towards the ventilator the sink is a client; by default with the
-        //  job's server key pair, which the ventilator then must allow.
-        const char *mine = cfg->curve_client_key ? cfg->curve_client_key : cfg->curve_server_key;
-        const char *theirs =
-            cfg->curve_server_public ? cfg->curve_server_public : cfg->curve_server_key;
-        if (tf_curve_client(self->dealer, mine, theirs, err, errlen))
-            goto fail;
-    } else if (cfg->curve_client_key || cfg->curve_server_public) {
-        if (tf_curve_client(self->dealer, cfg->curve_client_key, cfg->curve_server_public, err,
-                            errlen))
-            goto fail;
-    }
+    if (cfg->curve_server_key &&
+        tf_curve_server(self->pull, cfg->curve_server_key, cfg->curve_allow, err, errlen))
+        goto fail;
+    //  Towards the ventilator the sink is a client; by default with the
+    //  job's server key pair, which the ventilator then must allow.
+    const char *mine = cfg->curve_client_key ? cfg->curve_client_key : cfg->curve_server_key;
+    const char *theirs =
+        cfg->curve_server_public ? cfg->curve_server_public : cfg->curve_server_key;
+    if ((mine || theirs) && tf_curve_client(self->dealer, mine, theirs, err, errlen))
+        goto fail;
     if (cfg->bind && tf_sink_bind(self, cfg->bind, err, errlen))
         goto fail;
     if (cfg->ventilator)
@@ -305,15 +300,21 @@ static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
 //  --------------------------------------------------------------------------
 //  Acknowledgements: consecutive seqs collapse into ranges.
 
+//  Closes the open range into the ACK under construction.
+static void s_ack_close_range(tf_sink_t *self)
+{
+    if (self->ack_len == 0)
+        return;
+    if (self->ack_count == 0)
+        tf_enc_batch_begin(&self->ack, TF_MSG_ACK, self->job);
+    tf_enc_range(&self->ack, self->ack_start, self->ack_len);
+    self->ack_count++;
+    self->ack_len = 0;
+}
+
 static void s_ack_flush(tf_sink_t *self)
 {
-    if (self->ack_len > 0) {
-        if (self->ack_count == 0)
-            tf_enc_batch_begin(&self->ack, TF_MSG_ACK, self->job);
-        tf_enc_range(&self->ack, self->ack_start, self->ack_len);
-        self->ack_count++;
-        self->ack_len = 0;
-    }
+    s_ack_close_range(self);
     if (self->ack_count == 0)
         return;
     tf_enc_batch_finish(&self->ack, self->ack_count);
@@ -329,16 +330,9 @@ static void s_ack(tf_sink_t *self, uint64_t seq)
         self->ack_len++;
         return;
     }
-    if (self->ack_len > 0) {
-        if (self->ack_count == 0)
-            tf_enc_batch_begin(&self->ack, TF_MSG_ACK, self->job);
-        tf_enc_range(&self->ack, self->ack_start, self->ack_len);
-        self->ack_count++;
-        if (self->ack_count >= S_MAX_ACK_RANGES) {
-            self->ack_len = 0;
-            s_ack_flush(self);
-        }
-    }
+    s_ack_close_range(self);
+    if (self->ack_count >= S_MAX_ACK_RANGES)
+        s_ack_flush(self);
     self->ack_start = seq;
     self->ack_len = 1;
 }

@@ -952,9 +952,9 @@ int tf_vent_run(tf_vent_t *self)
         zmq_pollitem_t items[3] = {{handle, 0, ZMQ_POLLIN, 0},
                                    {NULL, tf_signal_fd(), ZMQ_POLLIN, 0},
                                    {NULL, self->in_fd, ZMQ_POLLIN, 0}};
-        int64_t timeout = self->next_hb - tf_now_ms();
-        if (self->next_scan - tf_now_ms() < timeout)
-            timeout = self->next_scan - tf_now_ms();
+        int64_t now = tf_now_ms();
+        int64_t wake = self->next_scan < self->next_hb ? self->next_scan : self->next_hb;
+        int64_t timeout = wake - now;
         if (timeout < 0 || more_input)
             timeout = 0;
         //  The signal pipe only until the first signal: then we drain.
