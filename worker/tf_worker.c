@@ -37,6 +37,7 @@
 #define S_PROBE_CONFIRM_MS 5 //  auto mode: waiting unanswered this long = buffering
 #define S_STALL_CHECK_MS 500 //  stall checks: interval, and how long the state must last
 #define S_PREFETCH_US 5000   //  keep about this much work queued per slot
+#define S_FIRST_WAIT_US 5000 //  first items running this long: fetch the next
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096       //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
@@ -511,13 +512,32 @@ static size_t s_running(tf_worker_t *self)
     return n;
 }
 
+//  Before any item has completed: when every slot will have run its first
+//  item for S_FIRST_WAIT_US (INT64_MAX: some slot is idle). Items that long
+//  are not tiny: each slot gets its next item at hand, so that it does not
+//  idle for a round trip to the ventilator after the first one.
+static int64_t s_first_wait_at(tf_worker_t *self)
+{
+    int64_t at = 0;
+    for (int i = 0; i < self->nslots; i++) {
+        const s_slot_t *s = &self->slots[i];
+        const s_task_t *t = s->task ? s->task : s->outstanding.head;
+        if (!t)
+            return INT64_MAX;
+        if (t->start_us + S_FIRST_WAIT_US > at)
+            at = t->start_us + S_FIRST_WAIT_US;
+    }
+    return at;
+}
+
 static int64_t s_target(tf_worker_t *self)
 {
     //  Until an item has completed its cost is unknown: one item per slot,
     //  so that workers joining a moment later still find items to start
-    //  (no early joiner hoards a prefetch of long tasks).
+    //  (no early joiner hoards a prefetch of long tasks); a second one per
+    //  slot once the first ones have run S_FIRST_WAIT_US.
     if (!self->cost_known)
-        return self->nslots;
+        return self->now_us >= s_first_wait_at(self) ? 2 * (int64_t)self->nslots : self->nslots;
     //  Then about S_PREFETCH_US of work queued per slot, at least one item
     //  (items that finish within one clock tick count as 1 us).
     double avg = self->avg_us < 1 ? 1 : self->avg_us;
@@ -1461,6 +1481,16 @@ int tf_worker_run(tf_worker_t *self)
                 timeout = timeout > 1 ? 1 : timeout; //  probe: look every millisecond
         if (self->results_count > 0 && timeout > 1)
             timeout = 1; //  held results
+        if (!self->cost_known && self->state == S_ACTIVE && !self->draining &&
+            self->queue.count == 0) {
+            //  Wake to fetch the next items (s_target).
+            int64_t at = s_first_wait_at(self);
+            if (at != INT64_MAX && at > self->now_us) {
+                int64_t ms = (at - self->now_us + 999) / 1000;
+                if (ms < timeout)
+                    timeout = (long)ms;
+            }
+        }
         for (int i = 0; i < self->nslots; i++)
             if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0 && timeout > 5)
                 timeout = 5; //  no pidfd: poll exits
