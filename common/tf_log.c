@@ -20,3 +20,14 @@ bool tf_log_ratelimit(tf_ratelimit_t *rl)
     rl->suppressed++;
     return false;
 }
+
+void tf_log_malformed(tf_ratelimit_t *rl, uint64_t *count, const char *who, const char *why)
+{
+    uint64_t n = count ? ++*count : 0;
+    if (!tf_log_ratelimit(rl))
+        return;
+    if (count)
+        tf_warn("%s: dropped malformed message: %s (%llu so far)", who, why, (unsigned long long)n);
+    else
+        tf_warn("%s: dropped malformed message: %s", who, why);
+}

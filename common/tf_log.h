@@ -38,5 +38,9 @@ typedef struct {
 } tf_ratelimit_t;
 
 bool tf_log_ratelimit(tf_ratelimit_t *rl);
+//  A malformed message from the network was dropped: counts it in *count
+//  (when not NULL) and logs "WHO: dropped malformed message: WHY", rate
+//  limited through `rl`.
+void tf_log_malformed(tf_ratelimit_t *rl, uint64_t *count, const char *who, const char *why);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <czmq.h>
+#include "tf_log.h"
 #include <errno.h>
 
 #include <math.h>
@@ -152,8 +153,8 @@ int tf_stats_write_json(cJSON *root, const char *path, const char *who)
             rc = -1;
     }
     if (rc)
-        zsys_error("%s: cannot write --stats file '%s': %s", who, path,
-                   text ? strerror(errno) : "out of memory");
+        tf_error("%s: cannot write --stats file '%s': %s", who, path,
+                 text ? strerror(errno) : "out of memory");
     free(text);
     return rc;
 }

@@ -244,7 +244,7 @@ static int s_write_all(tf_sink_t *self, const uint8_t *data, size_t len)
             continue;
         if (n <= 0) {
             if (!self->write_failed)
-                zsys_error("sink: cannot write output: %s", strerror(errno));
+                tf_error("sink: cannot write output: %s", strerror(errno));
             self->write_failed = true;
             return -1;
         }
@@ -261,7 +261,7 @@ static int s_flush(tf_sink_t *self)
         return -1;
     self->obuf.len = 0;
     if (self->journal && tf_journal_commit(self->journal, self->released_next, self->out_offset)) {
-        zsys_error("sink: cannot write journal: %s", strerror(errno));
+        tf_error("sink: cannot write journal: %s", strerror(errno));
         self->write_failed = true;
         return -1;
     }
@@ -342,10 +342,7 @@ static void s_ack(tf_sink_t *self, uint64_t seq)
 
 static void s_malformed(tf_sink_t *self, const char *why)
 {
-    self->stats.malformed++;
-    if (tf_log_ratelimit(&self->rl))
-        tf_warn("sink: dropped malformed message: %s (%llu so far)", why,
-                (unsigned long long)self->stats.malformed);
+    tf_log_malformed(&self->rl, &self->stats.malformed, "sink", why);
 }
 
 static void s_offer(tf_sink_t *self, uint64_t seq, const uint8_t *data, size_t len, bool skip)
@@ -426,7 +423,7 @@ static void s_on_control(tf_sink_t *self)
             tf_sink_welcome_t w;
             tf_proto_get_sink_welcome(data, size, &w);
             if (self->welcomed && hdr.job != self->job) {
-                zsys_error("sink: the ventilator started a new job; this sink's job is lost");
+                tf_error("sink: the ventilator started a new job; this sink's job is lost");
                 self->write_failed = true;
                 return;
             }
@@ -434,7 +431,7 @@ static void s_on_control(tf_sink_t *self)
                 self->job = hdr.job;
                 self->reorder = tf_reorder_new(w.window, !self->cfg->unordered);
                 if (!self->reorder) {
-                    zsys_error("sink: out of memory for a window of %u", w.window);
+                    tf_error("sink: out of memory for a window of %u", w.window);
                     self->write_failed = true;
                     return;
                 }
@@ -487,12 +484,12 @@ static void s_on_control(tf_sink_t *self)
 int tf_sink_run(tf_sink_t *self)
 {
     if (!self->ventilator[0]) {
-        zsys_error("sink: no ventilator endpoint");
+        tf_error("sink: no ventilator endpoint");
         return 2;
     }
     tf_net_reconnect_policy(self->dealer, self->ventilator);
     if (zsock_connect(self->dealer, "%s", self->ventilator) < 0) {
-        zsys_error("sink: cannot connect to '%s': %s", self->ventilator, zmq_strerror(zmq_errno()));
+        tf_error("sink: cannot connect to '%s': %s", self->ventilator, zmq_strerror(zmq_errno()));
         return 2;
     }
     int64_t now = tf_now_ms();
@@ -527,7 +524,7 @@ int tf_sink_run(tf_sink_t *self)
         long timeout = self->obuf.len > 0 ? 0 : (long)self->hb_ivl / 2;
         int n = zmq_poll(items, nitems, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
-            zsys_error("sink: poll failed: %s", zmq_strerror(zmq_errno()));
+            tf_error("sink: poll failed: %s", zmq_strerror(zmq_errno()));
             break;
         }
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))

@@ -255,7 +255,7 @@ static int s_map_farm(const taskfarm_opts_t *opts, s_job_t *job, int workers)
         rc = job->failed > 0 ? TASKFARM_EMAP : TASKFARM_OK;
 done:
     if (rc == TASKFARM_ENET && err[0])
-        zsys_error("taskfarm_map: %s", err);
+        tf_error("taskfarm_map: %s", err);
     tf_worker_destroy(&job->worker);
     tf_sink_destroy(&job->sink);
     tf_vent_destroy(&vent);
@@ -307,7 +307,7 @@ int taskfarm_serve(const taskfarm_opts_t *opts, const char *endpoint)
         s_fn_worker(opts, &wcfg, opts->workers > 0 ? opts->workers : tf_online_cpus(), endpoint,
                     NULL, &rc, err, sizeof err);
     if (!worker)
-        zsys_error("taskfarm_serve: %s", err);
+        tf_error("taskfarm_serve: %s", err);
     else if (tf_worker_run(worker) != 0)
         rc = TASKFARM_ENET;
     tf_worker_destroy(&worker);

@@ -149,8 +149,8 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
         any = any || run->children[i].pid > 0;
     if (!any && run->lost_for_good > 0 && !run->cfg->listen && !run->all_gone) {
         run->all_gone = true;
-        zsys_error("run: no local worker is left and no remote ones can join (--listen); "
-                   "giving up");
+        tf_error("run: no local worker is left and no remote ones can join (--listen); "
+                 "giving up");
         tf_vent_abort(vent);
     }
 }

@@ -377,8 +377,8 @@ static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const c
     if (self->fail_fn)
         self->fail_fn(self->fail_arg, seq, slot->last_status, slot->last_detail);
     else
-        zsys_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why,
-                   shown, slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
+        tf_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why,
+                 shown, slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
     if (self->failed_file) {
         if (slot->len)
             fwrite(slot->data, 1, slot->len, self->failed_file);
@@ -467,7 +467,7 @@ static void s_fill_input(tf_vent_t *self)
         return;
     ssize_t n = tf_reader_fill(self->reader);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        zsys_error("ventilator: cannot read input: %s", strerror(errno));
+        tf_error("ventilator: cannot read input: %s", strerror(errno));
         self->input_done = true;
         self->input_error = true;
         self->total = tf_window_next(self->window);
@@ -540,10 +540,7 @@ static void s_dispatch(tf_vent_t *self)
 
 static void s_malformed(tf_vent_t *self, const char *why)
 {
-    self->stats.malformed++;
-    if (tf_log_ratelimit(&self->rl))
-        tf_warn("ventilator: dropped malformed message: %s (%llu so far)", why,
-                (unsigned long long)self->stats.malformed);
+    tf_log_malformed(&self->rl, &self->stats.malformed, "ventilator", why);
 }
 
 static void s_send_welcome(tf_vent_t *self, int w)
@@ -963,7 +960,7 @@ int tf_vent_run(tf_vent_t *self)
             items[1] = items[2];
         int rc = zmq_poll(items, 1 + (watch_signal ? 1 : 0) + (want_input ? 1 : 0), (long)timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
-            zsys_error("ventilator: poll failed: %s", zmq_strerror(zmq_errno()));
+            tf_error("ventilator: poll failed: %s", zmq_strerror(zmq_errno()));
             break;
         }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))

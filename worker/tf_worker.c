@@ -587,10 +587,35 @@ static void s_report_flush(tf_worker_t *self, bool urgent)
 //  --------------------------------------------------------------------------
 //  Exec mode: one child per item
 
+//  O_NONBLOCK on a descriptor we have just made (a pipe end, a pty master):
+//  it has no other status flag to keep, so one call does.
 static int s_set_nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, O_NONBLOCK);
+}
+
+//  A child's stdin and stdout pipes: `to_child`/`from_child` are our ends,
+//  non-blocking; `child_in`/`child_out` its own, blocking, for dup2 in the
+//  child. Returns 0, or -1 with errno and nothing left open.
+static int s_child_pipes(int *to_child, int *from_child, int *child_in, int *child_out)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC))
+        return -1;
+    if (pipe2(out, O_CLOEXEC)) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        errno = e;
+        return -1;
+    }
+    s_set_nonblock(in[1]);
+    s_set_nonblock(out[0]);
+    *to_child = in[1];
+    *from_child = out[0];
+    *child_in = in[0];
+    *child_out = out[1];
+    return 0;
 }
 
 static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t detail)
@@ -629,22 +654,19 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
             return;
         }
     }
-    int in[2] = {-1, -1}, out[2] = {-1, -1};
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+    int child_in, child_out;
+    if (s_child_pipes(&s->in_fd, &s->out_fd, &child_in, &child_out)) {
         int e = errno;
-        s_close(&in[0]);
-        s_close(&in[1]);
         tf_proc_argv_free(argv);
         s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
         return;
     }
-    pid_t pid = tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, in[0], out[1], false);
+    pid_t pid =
+        tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, child_in, child_out, false);
     int e = errno;
     tf_proc_argv_free(argv);
-    close(in[0]);
-    close(out[1]);
-    s->in_fd = in[1];
-    s->out_fd = out[0];
+    close(child_in);
+    close(child_out);
     if (pid < 0) {
         s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
         return;
@@ -652,8 +674,6 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
     s->pid = pid;
     tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
-    s_set_nonblock(s->in_fd);
-    s_set_nonblock(s->out_fd);
 }
 
 static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
@@ -756,24 +776,15 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     if (pty) {
         int m, sl;
         if (tf_pty_open(&m, &sl)) {
-            zsys_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)", strerror(errno));
+            tf_error("worker: cannot open a pseudo-terminal: %s (try --no-pty)", strerror(errno));
             return -1;
         }
+        s_set_nonblock(m); //  our end, both ways
         s->wfd = s->rfd = m;
         child_in = child_out = sl;
     } else {
-        int in[2], out[2];
-        if (pipe2(in, O_CLOEXEC))
+        if (s_child_pipes(&s->wfd, &s->rfd, &child_in, &child_out))
             return -1;
-        if (pipe2(out, O_CLOEXEC)) {
-            close(in[0]);
-            close(in[1]);
-            return -1;
-        }
-        s->wfd = in[1];
-        s->rfd = out[0];
-        child_in = in[0];
-        child_out = out[1];
     }
     pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out, pty);
     int e = errno;
@@ -781,7 +792,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     if (child_out != child_in)
         close(child_out);
     if (pid < 0) {
-        zsys_error("worker: cannot start '%s': %s", self->path, strerror(e));
+        tf_error("worker: cannot start '%s': %s", self->path, strerror(e));
         if (s->wfd == s->rfd)
             s->rfd = -1;
         s_close(&s->wfd);
@@ -792,9 +803,6 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
     tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
     s->exited = false;
-    s_set_nonblock(s->wfd);
-    if (s->rfd != s->wfd)
-        s_set_nonblock(s->rfd);
     s->wbuf.len = 0;
     s->rbuf.len = 0;
     s->rscan = 0;
@@ -1102,10 +1110,10 @@ static void s_session_new(tf_worker_t *self)
     tf_net_reconnect_policy(self->dealer, self->cfg->connect);
     char err[256];
     if (s_curve(self, self->dealer, err, sizeof err))
-        zsys_error("worker: %s", err);
+        tf_error("worker: %s", err);
     if (zsock_connect(self->dealer, "%s", self->cfg->connect) < 0)
-        zsys_error("worker: cannot connect to '%s': %s", self->cfg->connect,
-                   zmq_strerror(zmq_errno()));
+        tf_error("worker: cannot connect to '%s': %s", self->cfg->connect,
+                 zmq_strerror(zmq_errno()));
     self->state = S_JOINING;
     self->job_ended = false;
     self->outstanding_credit = 0;
@@ -1138,9 +1146,9 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
     tf_net_reconnect_policy(self->push, ep);
     char err[256];
     if (s_curve(self, self->push, err, sizeof err))
-        zsys_error("worker: %s", err);
+        tf_error("worker: %s", err);
     if (zsock_connect(self->push, "%s", ep) < 0) {
-        zsys_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
+        tf_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->push);
         return;
     }
@@ -1150,8 +1158,7 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
 
 static void s_malformed(tf_worker_t *self, const char *why)
 {
-    if (tf_log_ratelimit(&self->rl))
-        tf_warn("worker: dropped malformed message: %s", why);
+    tf_log_malformed(&self->rl, NULL, "worker", why);
 }
 
 static void s_on_tasks(tf_worker_t *self, const uint8_t *data, size_t size)
@@ -1290,6 +1297,49 @@ static void s_timers(tf_worker_t *self)
 //  --------------------------------------------------------------------------
 //  Main loop
 
+static int64_t s_min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+//  How long the loop may sleep in poll (ms): until the first moment that
+//  something must be looked at which no descriptor would wake us for.
+static long s_poll_timeout(tf_worker_t *self)
+{
+    int64_t now = tf_now_ms();
+    //  The session: HELLO, heartbeat, the ventilator's silence.
+    int64_t wake = self->state == S_JOINING ? self->next_hello : self->next_hb;
+    if (self->state == S_ACTIVE)
+        wake = s_min64(wake, self->last_heard + self->hb_timeout);
+    //  Results held for company (S_FLUSH_DELAY_US).
+    if (self->results_count > 0)
+        wake = s_min64(wake, (self->results_first_us + S_FLUSH_DELAY_US + 999) / 1000);
+    //  First items that have run long enough to fetch the next (s_target).
+    if (!self->cost_known && self->state == S_ACTIVE && !self->draining && self->queue.count == 0) {
+        int64_t at = s_first_wait_at(self);
+        if (at != INT64_MAX)
+            wake = s_min64(wake, (at + 999) / 1000);
+    }
+    for (int i = 0; i < self->nslots; i++) {
+        const s_slot_t *s = &self->slots[i];
+        if (s->pid > 0 && s->pidfd < 0)
+            wake = s_min64(wake, now + 5); //  no pidfd: poll for its exit
+        if (!self->pipe) {
+            if (self->timeout_ms > 0 && s->task && s->pid > 0 && !s->kill_status)
+                wake = s_min64(wake, s->deadline_ms); //  --timeout
+            continue;
+        }
+        if (s->outstanding.count == 0)
+            continue;
+        if (s->probing)
+            wake = s_min64(wake, now + 1); //  the probe looks every millisecond
+        wake = s_min64(wake, self->next_stall_check);
+        if (self->timeout_ms > 0)
+            wake = s_min64(wake, s->head_since_ms + self->timeout_ms); //  --timeout
+    }
+    return wake > now ? (long)(wake - now) : 0;
+}
+
 static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
 {
     void *out = NULL;
@@ -1369,7 +1419,7 @@ int tf_worker_run(tf_worker_t *self)
     self->now_us = tf_now_us();
     s_session_new(self);
     if (!self->dealer) {
-        zsys_error("worker: cannot create socket");
+        tf_error("worker: cannot create socket");
         return 2;
     }
     size_t cap = 2 + 4 * (size_t)self->nslots;
@@ -1467,37 +1517,11 @@ int tf_worker_run(tf_worker_t *self)
                 role[n++] = 2;
             }
         }
-        int64_t now = tf_now_ms();
-        int64_t wake = self->state == S_JOINING ? self->next_hello : self->next_hb;
-        if (self->state == S_ACTIVE && self->last_heard + self->hb_timeout < wake)
-            wake = self->last_heard + self->hb_timeout;
-        long timeout = wake > now ? (long)(wake - now) : 0;
-        if (self->timeout_ms > 0 && timeout > 20)
-            timeout = 20;
-        if (self->pipe && timeout > 250)
-            timeout = 250; //  stall checks
-        for (int i = 0; self->pipe && i < self->nslots; i++)
-            if (self->slots[i].probing && self->slots[i].outstanding.count > 0)
-                timeout = timeout > 1 ? 1 : timeout; //  probe: look every millisecond
-        if (self->results_count > 0 && timeout > 1)
-            timeout = 1; //  held results
-        if (!self->cost_known && self->state == S_ACTIVE && !self->draining &&
-            self->queue.count == 0) {
-            //  Wake to fetch the next items (s_target).
-            int64_t at = s_first_wait_at(self);
-            if (at != INT64_MAX && at > self->now_us) {
-                int64_t ms = (at - self->now_us + 999) / 1000;
-                if (ms < timeout)
-                    timeout = (long)ms;
-            }
-        }
-        for (int i = 0; i < self->nslots; i++)
-            if (self->slots[i].pid > 0 && self->slots[i].pidfd < 0 && timeout > 5)
-                timeout = 5; //  no pidfd: poll exits
+        long timeout = s_poll_timeout(self);
         int r = zmq_poll(items, (int)n, timeout);
         self->now_us = tf_now_us();
         if (r < 0 && zmq_errno() != EINTR) {
-            zsys_error("worker: poll failed: %s", zmq_strerror(zmq_errno()));
+            tf_error("worker: poll failed: %s", zmq_strerror(zmq_errno()));
             rc = 2;
             break;
         }
