@@ -376,16 +376,56 @@ static void s_close(int *fd)
     *fd = -1;
 }
 
-static void s_slot_reap(s_slot_t *s)
+//  Collects the exit of the slot's child if it has ended: true once it has.
+static bool s_try_reap(s_slot_t *s)
+{
+    if (!s->exited && s->pid > 0 && waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
+        tf_signal_untrack(s->pid);
+        s->exited = true;
+    }
+    return s->exited;
+}
+
+//  Kills the slot's child (and its process group) unless it has ended, and
+//  collects its exit status.
+static void s_kill_reap(s_slot_t *s)
 {
     if (s->pid > 0 && !s->exited) {
         tf_proc_kill(s->pid);
         waitpid(s->pid, &s->wstatus, 0);
         tf_signal_untrack(s->pid);
+        s->exited = true;
     }
-    s->pid = 0;
-    s->exited = false;
+}
+
+//  Closes every descriptor the slot holds on its child (exec or pipe mode).
+static void s_slot_close(s_slot_t *s)
+{
+    if (s->wfd == s->rfd)
+        s->rfd = -1; //  one pty master for both ways
+    s_close(&s->wfd);
+    s_close(&s->rfd);
+    s_close(&s->in_fd);
+    s_close(&s->out_fd);
     s_close(&s->pidfd);
+}
+
+//  Reads what `fd` holds into `b`: at most `rounds` chunks of S_READ_CHUNK
+//  (-1: until it would block), no more once b->len exceeds `cap`. True when
+//  the other end is closed (EOF) or reading failed.
+static bool s_read_into(int fd, tf_buf_t *b, int rounds, size_t cap)
+{
+    for (int k = 0; rounds < 0 || k < rounds; k++) {
+        if (b->len > cap || tf_buf_reserve(b, S_READ_CHUNK))
+            return false;
+        ssize_t n = read(fd, b->data + b->len, S_READ_CHUNK);
+        if (n > 0) {
+            b->len += (size_t)n;
+            continue;
+        }
+        return n == 0 || (errno != EAGAIN && errno != EINTR);
+    }
+    return false;
 }
 
 void tf_worker_destroy(tf_worker_t **self_p)
@@ -395,13 +435,8 @@ void tf_worker_destroy(tf_worker_t **self_p)
     tf_worker_t *self = *self_p;
     for (int i = 0; self->slots && i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        s_slot_reap(s);
-        s_close(&s->in_fd);
-        s_close(&s->out_fd);
-        if (s->wfd == s->rfd)
-            s->rfd = -1;
-        s_close(&s->wfd);
-        s_close(&s->rfd);
+        s_kill_reap(s);
+        s_slot_close(s);
         tf_fnslot_destroy(&s->fns); //  waits for a running map call
         if (s->task)
             s_task_free(self->slab, s->task);
@@ -628,9 +663,7 @@ static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t d
     s_task_free(self->slab, t);
     s->task = NULL;
     s->out.len = 0;
-    s_close(&s->in_fd);
-    s_close(&s->out_fd);
-    s_close(&s->pidfd);
+    s_slot_close(s);
     s->pid = 0;
     s->exited = false;
     s->kill_status = 0;
@@ -680,13 +713,8 @@ static void s_exec_check_done(tf_worker_t *self, s_slot_t *s)
 {
     if (!s->task || !s->pid)
         return;
-    if (!s->exited && s->pidfd < 0) {
-        //  No pidfd: poll the exit with WNOHANG.
-        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
-            tf_signal_untrack(s->pid);
-            s->exited = true;
-        }
-    }
+    if (s->pidfd < 0)
+        s_try_reap(s); //  no pidfd: poll the exit
     if (!s->exited || !s->out_eof)
         return;
     int st = s->wstatus;
@@ -717,34 +745,20 @@ static void s_exec_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
             s_close(&s->in_fd); //  done, or the command does not read stdin (EPIPE)
     }
     if (can_read && s->out_fd >= 0) {
-        for (int k = 0; k < 16; k++) {
-            if (tf_buf_reserve(&s->out, S_READ_CHUNK))
-                break;
-            ssize_t n = read(s->out_fd, s->out.data + s->out.len, S_READ_CHUNK);
-            if (n > 0) {
-                s->out.len += (size_t)n;
-                if (s->out.len > self->max_result && !s->kill_status) {
-                    s->kill_status = TF_ST_TOOBIG;
-                    tf_proc_kill(s->pid);
-                }
-                if (s->kill_status)
-                    s->out.len = 0;
-                continue;
-            }
-            if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                s->out_eof = true;
-                s_close(&s->out_fd);
-            }
-            break;
+        bool closed = s_read_into(s->out_fd, &s->out, 16, self->max_result);
+        if (s->out.len > self->max_result && !s->kill_status) {
+            s->kill_status = TF_ST_TOOBIG;
+            tf_proc_kill(s->pid);
+        }
+        if (s->kill_status)
+            s->out.len = 0; //  read on to its end, keep nothing
+        if (closed) {
+            s->out_eof = true;
+            s_close(&s->out_fd);
         }
     }
-    if (pid_ready && !s->exited) {
-        if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
-            tf_signal_untrack(s->pid);
-            s->exited = true;
-            s_close(&s->in_fd);
-        }
-    }
+    if (pid_ready && s_try_reap(s))
+        s_close(&s->in_fd);
     s_exec_check_done(self, s);
 }
 
@@ -793,10 +807,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         close(child_out);
     if (pid < 0) {
         tf_error("worker: cannot start '%s': %s", self->path, strerror(e));
-        if (s->wfd == s->rfd)
-            s->rfd = -1;
-        s_close(&s->wfd);
-        s_close(&s->rfd);
+        s_slot_close(s);
         return -1;
     }
     s->pid = pid;
@@ -815,12 +826,7 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
 //  TF_ST_REQUEUE nothing is charged (a probe that chose the pty).
 static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t detail)
 {
-    if (s->pid > 0 && !s->exited) {
-        tf_proc_kill(s->pid);
-        waitpid(s->pid, &s->wstatus, 0);
-        tf_signal_untrack(s->pid);
-        s->exited = true;
-    }
+    s_kill_reap(s);
     if (status == 0 && s->exited) {
         int st = s->wstatus;
         status = WIFSIGNALED(st) ? TF_ST_SIGNAL : TF_ST_EXIT;
@@ -828,11 +834,7 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
     }
     s->pid = 0;
     s->exited = false;
-    s_close(&s->pidfd);
-    if (s->wfd == s->rfd)
-        s->rfd = -1;
-    s_close(&s->wfd);
-    s_close(&s->rfd);
+    s_slot_close(s);
     s_task_t *head = status == TF_ST_REQUEUE ? NULL : s_q_pop(&s->outstanding);
     if (head) {
         tf_warn("worker: co-process of slot %d ended (%s %u) on item %llu", s->index,
@@ -926,18 +928,8 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
 {
     bool dead = false;
     if (can_read && s->rfd >= 0) {
-        for (int k = 0; k < 16; k++) {
-            if (tf_buf_reserve(&s->rbuf, S_READ_CHUNK))
-                break;
-            ssize_t n = read(s->rfd, s->rbuf.data + s->rbuf.len, S_READ_CHUNK);
-            if (n > 0) {
-                s->rbuf.len += (size_t)n;
-                continue;
-            }
-            if (n == 0 || (errno != EAGAIN && errno != EINTR))
-                dead = true; //  EOF, or EIO on a pty whose child is gone
-            break;
-        }
+        //  EOF, or EIO on a pty whose child is gone: dead.
+        dead = s_read_into(s->rfd, &s->rbuf, 16, SIZE_MAX);
         s_pipe_lines(self, s);
         if (s->pid == 0)
             return; //  s_pipe_lines took it down
@@ -949,19 +941,10 @@ static void s_pipe_io(tf_worker_t *self, s_slot_t *s, bool can_write, bool can_r
         else if (n < 0 && errno != EAGAIN && errno != EINTR)
             dead = true;
     }
-    if (pid_ready && !s->exited && waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
-        tf_signal_untrack(s->pid);
-        s->exited = true;
+    if (pid_ready && !s->exited && s_try_reap(s)) {
         //  Collect what it wrote before dying.
         if (s->rfd >= 0) {
-            for (;;) {
-                if (tf_buf_reserve(&s->rbuf, S_READ_CHUNK))
-                    break;
-                ssize_t n = read(s->rfd, s->rbuf.data + s->rbuf.len, S_READ_CHUNK);
-                if (n <= 0)
-                    break;
-                s->rbuf.len += (size_t)n;
-            }
+            s_read_into(s->rfd, &s->rbuf, -1, SIZE_MAX);
             s_pipe_lines(self, s);
             if (s->pid == 0)
                 return;
