@@ -82,12 +82,18 @@ typedef struct {
     int64_t next_reap;
 } s_run_t;
 
+//  A replacement for a local worker that died: started like the forked ones
+//  (s_worker_child), with the same command line, stdin on /dev/null, in
+//  our process group.
 static pid_t s_spawn_worker(s_run_t *run)
 {
     char *exe = realpath("/proc/self/exe", NULL);
-    if (!exe)
-        return -1;
-    pid_t pid = tf_proc_spawn(exe, run->argv, STDIN_FILENO, STDOUT_FILENO, false);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid = -1;
+    if (exe && null >= 0)
+        pid = tf_proc_spawn(exe, run->argv, null, STDOUT_FILENO, TF_SPAWN_OURS);
+    if (null >= 0)
+        close(null);
     free(exe);
     return pid;
 }

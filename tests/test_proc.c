@@ -264,7 +264,7 @@ Test(proc, spawn_exit_status)
     s_pipe(out);
     char a0[] = "/bin/sh", a1[] = "-c", a2[] = "exit 3";
     char *argv[] = {a0, a1, a2, NULL};
-    pid_t pid = tf_proc_spawn("/bin/sh", argv, in[0], out[1], false);
+    pid_t pid = tf_proc_spawn("/bin/sh", argv, in[0], out[1], TF_SPAWN_GROUP);
     cr_assert_gt(pid, 0, "spawn: %s", strerror(errno));
     close(in[0]);
     close(out[1]);
@@ -285,7 +285,7 @@ Test(proc, spawn_stdin_stdout)
     s_pipe(out);
     char a0[] = "sh", a1[] = "-c", a2[] = "tr a-z A-Z; echo done";
     char *argv[] = {a0, a1, a2, NULL};
-    pid_t pid = tf_proc_spawn("/bin/sh", argv, in[0], out[1], false);
+    pid_t pid = tf_proc_spawn("/bin/sh", argv, in[0], out[1], TF_SPAWN_GROUP);
     cr_assert_gt(pid, 0);
     close(in[0]);
     close(out[1]);
@@ -306,7 +306,8 @@ Test(proc, spawn_missing_program)
     char a0[] = "nothing";
     char *argv[] = {a0, NULL};
     errno = 0;
-    cr_assert_eq(tf_proc_spawn("/no/such/program", argv, STDIN_FILENO, STDOUT_FILENO, false), -1);
+    cr_assert_eq(
+        tf_proc_spawn("/no/such/program", argv, STDIN_FILENO, STDOUT_FILENO, TF_SPAWN_GROUP), -1);
     cr_assert_eq(errno, ENOENT);
 }
 
@@ -326,7 +327,7 @@ Test(proc, spawn_resets_signals)
     for (size_t i = 0; i < 2; i++) {
         char a0[] = "sh", a1[] = "-c";
         char *argv[] = {a0, a1, tf_strdup(cases[i].script), NULL};
-        pid_t pid = tf_proc_spawn("/bin/sh", argv, STDIN_FILENO, STDOUT_FILENO, false);
+        pid_t pid = tf_proc_spawn("/bin/sh", argv, STDIN_FILENO, STDOUT_FILENO, TF_SPAWN_GROUP);
         free(argv[2]);
         cr_assert_gt(pid, 0);
         int status = s_wait(pid);
@@ -338,17 +339,22 @@ Test(proc, spawn_resets_signals)
 
 Test(proc, spawn_process_group_and_session)
 {
-    for (int session = 0; session < 2; session++) {
+    static const tf_spawn_group_t modes[] = {TF_SPAWN_GROUP, TF_SPAWN_SESSION, TF_SPAWN_OURS};
+    for (int m = 0; m < 3; m++) {
         int in[2];
         s_pipe(in);
         char a0[] = "cat";
         char *argv[] = {a0, NULL};
-        pid_t pid = tf_proc_spawn("/bin/cat", argv, in[0], STDOUT_FILENO, session == 1);
+        pid_t pid = tf_proc_spawn("/bin/cat", argv, in[0], STDOUT_FILENO, modes[m]);
         cr_assert_gt(pid, 0);
         close(in[0]);
-        //  The child leads its own group (and session, when asked).
-        cr_assert_eq(getpgid(pid), pid);
-        if (session)
+        //  The child leads its own group (and session, when asked), or
+        //  stays in ours.
+        if (modes[m] == TF_SPAWN_OURS)
+            cr_assert_eq(getpgid(pid), getpgrp());
+        else
+            cr_assert_eq(getpgid(pid), pid);
+        if (modes[m] == TF_SPAWN_SESSION)
             cr_assert_eq(getsid(pid), pid);
         else
             cr_assert_eq(getsid(pid), getsid(0));
@@ -367,7 +373,7 @@ Test(proc, kill_whole_group)
     s_pipe(out);
     char a0[] = "sh", a1[] = "-c", a2[] = "sleep 30 & echo $!; wait";
     char *argv[] = {a0, a1, a2, NULL};
-    pid_t pid = tf_proc_spawn("/bin/sh", argv, STDIN_FILENO, out[1], false);
+    pid_t pid = tf_proc_spawn("/bin/sh", argv, STDIN_FILENO, out[1], TF_SPAWN_GROUP);
     cr_assert_gt(pid, 0);
     close(out[1]);
     char buf[32] = "";
@@ -417,7 +423,7 @@ Test(proc, pty_raw_mode)
 
     char a0[] = "cat";
     char *argv[] = {a0, NULL};
-    pid_t pid = tf_proc_spawn("/bin/cat", argv, s, s, true);
+    pid_t pid = tf_proc_spawn("/bin/cat", argv, s, s, TF_SPAWN_SESSION);
     cr_assert_gt(pid, 0, "spawn: %s", strerror(errno));
     close(s);
     //  LF, CR LF, ^C and ^D go through untouched: no echo, no CR/LF
@@ -445,7 +451,7 @@ Test(proc, pty_binary_round_trip)
     s_pty_open(&m, &s);
     char a0[] = "cat";
     char *argv[] = {a0, NULL};
-    pid_t pid = tf_proc_spawn("/bin/cat", argv, s, s, true);
+    pid_t pid = tf_proc_spawn("/bin/cat", argv, s, s, TF_SPAWN_SESSION);
     cr_assert_gt(pid, 0);
     close(s);
     char sent[256];
@@ -467,7 +473,7 @@ Test(proc, pidfd_readable_on_exit)
     s_pipe(in);
     char a0[] = "cat";
     char *argv[] = {a0, NULL};
-    pid_t pid = tf_proc_spawn("/bin/cat", argv, in[0], STDOUT_FILENO, false);
+    pid_t pid = tf_proc_spawn("/bin/cat", argv, in[0], STDOUT_FILENO, TF_SPAWN_GROUP);
     cr_assert_gt(pid, 0);
     close(in[0]);
     int fd = tf_proc_pidfd(pid);

@@ -62,7 +62,8 @@ char *tf_proc_which(const char *cmd)
     return NULL;
 }
 
-pid_t tf_proc_spawn(const char *path, char *const argv[], int in_fd, int out_fd, bool new_session)
+pid_t tf_proc_spawn(const char *path, char *const argv[], int in_fd, int out_fd,
+                    tf_spawn_group_t group)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -86,12 +87,11 @@ pid_t tf_proc_spawn(const char *path, char *const argv[], int in_fd, int out_fd,
     posix_spawnattr_setsigdefault(&attr, &all);
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 #ifdef POSIX_SPAWN_SETSID
-    if (new_session)
+    if (group == TF_SPAWN_SESSION)
         flags |= POSIX_SPAWN_SETSID;
     else
 #endif
-    {
-        TF_UNUSED(new_session);
+        if (group != TF_SPAWN_OURS) {
         flags |= POSIX_SPAWN_SETPGROUP;
         posix_spawnattr_setpgroup(&attr, 0);
     }

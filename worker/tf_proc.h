@@ -15,11 +15,17 @@ extern "C" {
 //  with errno ENOENT/EACCES when there is no such executable.
 char *tf_proc_which(const char *cmd);
 
+//  Where a spawned child runs: leading a new process group (items and
+//  co-processes: tf_proc_kill reaches everything they start), a new session
+//  (pty co-processes), or in our own process group (a replacement local
+//  worker, like the forked ones: a terminal's Ctrl-C reaches it).
+typedef enum { TF_SPAWN_GROUP, TF_SPAWN_SESSION, TF_SPAWN_OURS } tf_spawn_group_t;
+
 //  Spawns `path` with argv, stdin from in_fd and stdout to out_fd (stderr is
-//  inherited). new_session: setsid (pty co-processes); otherwise the child
-//  leads a new process group. Signal dispositions and mask are reset.
-//  Returns the pid, or -1 with errno.
-pid_t tf_proc_spawn(const char *path, char *const argv[], int in_fd, int out_fd, bool new_session);
+//  inherited), placed as `group` says. Signal dispositions and mask are
+//  reset. Returns the pid, or -1 with errno.
+pid_t tf_proc_spawn(const char *path, char *const argv[], int in_fd, int out_fd,
+                    tf_spawn_group_t group);
 
 //  A pollable descriptor that becomes readable when `pid` exits, or -1 when
 //  the kernel has no pidfd_open.

@@ -694,8 +694,8 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
         s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
         return;
     }
-    pid_t pid =
-        tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, child_in, child_out, false);
+    pid_t pid = tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, child_in, child_out,
+                              TF_SPAWN_GROUP);
     int e = errno;
     tf_proc_argv_free(argv);
     close(child_in);
@@ -800,7 +800,8 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         if (s_child_pipes(&s->wfd, &s->rfd, &child_in, &child_out))
             return -1;
     }
-    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out, pty);
+    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out,
+                              pty ? TF_SPAWN_SESSION : TF_SPAWN_GROUP);
     int e = errno;
     close(child_in);
     if (child_out != child_in)

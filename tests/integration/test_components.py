@@ -197,6 +197,15 @@ class SignalTest(h.TFTestCase):
         self.assertIsNone(run.poll(), "job ended before the kill")
         self.assertTrue(kids, "run has no worker processes")
         os.kill(kids[0], signal.SIGKILL)
+        #  The replacement is started like the forked workers: in run's
+        #  process group (a terminal's Ctrl-C reaches it), stdin on /dev/null.
+        fresh = []
+        h.wait_for(lambda: fresh.extend(set(h.children_of(run.pid)) - set(kids)) or fresh
+                   or run.poll() is not None, 30)
+        self.assertTrue(fresh, "no replacement worker seen: %s" % self.stderr_of(run))
+        pgid, stdin = os.getpgid(fresh[0]), os.readlink("/proc/%d/fd/0" % fresh[0])
+        self.assertEqual(pgid, os.getpgid(run.pid), "replacement left run's group")
+        self.assertEqual(stdin, "/dev/null", "replacement kept run's stdin")
         self.assertEqual(self.wait_exit(run, JOB_TIMEOUT, "run"), 0, self.stderr_of(run))
         self.assertBytesEqual(h.read(outp), ref)
 
