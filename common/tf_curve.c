@@ -146,31 +146,63 @@ int tf_curve_server(zsock_t *sock, const char *key_file, const char *allow_dir, 
     return 0;
 }
 
-int tf_curve_client(zsock_t *sock, const char *client_key_file, const char *server_public_file,
-                    char *err, size_t errlen)
+struct _tf_curve_client_t {
+    zcert_t *mine;
+    char server_public[41]; //  Z85 text
+};
+
+tf_curve_client_t *tf_curve_client_new(const char *client_key_file, const char *server_public_file,
+                                       char *err, size_t errlen)
 {
     if (!client_key_file || !server_public_file) {
         snprintf(err, errlen, "CURVE needs both --curve-client-key and --curve-server-public");
-        return -1;
+        return NULL;
     }
-    zcert_t *mine = s_load(client_key_file, "--curve-client-key", err, errlen);
-    if (!mine)
-        return -1;
-    if (!s_has_secret(mine)) {
+    tf_curve_client_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->mine = s_load(client_key_file, "--curve-client-key", err, errlen);
+    if (self->mine && !s_has_secret(self->mine))
         snprintf(err, errlen, "--curve-client-key: '%s' holds no secret key (use NAME_secret)",
                  client_key_file);
-        zcert_destroy(&mine);
-        return -1;
+    else if (self->mine) {
+        zcert_t *server = s_load(server_public_file, "--curve-server-public", err, errlen);
+        if (server) {
+            snprintf(self->server_public, sizeof self->server_public, "%s",
+                     zcert_public_txt(server));
+            zcert_destroy(&server);
+            return self;
+        }
     }
-    zcert_t *server = s_load(server_public_file, "--curve-server-public", err, errlen);
-    if (!server) {
-        zcert_destroy(&mine);
+    tf_curve_client_destroy(&self);
+    return NULL;
+}
+
+void tf_curve_client_destroy(tf_curve_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zcert_destroy(&(*self_p)->mine);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void tf_curve_client_apply(const tf_curve_client_t *self, zsock_t *sock)
+{
+    zcert_apply(self->mine, sock);
+    zsock_set_curve_serverkey(sock, self->server_public);
+}
+
+int tf_curve_client(zsock_t *sock, const char *client_key_file, const char *server_public_file,
+                    char *err, size_t errlen)
+{
+    tf_curve_client_t *keys = tf_curve_client_new(client_key_file, server_public_file, err, errlen);
+    if (!keys)
         return -1;
-    }
-    zcert_apply(mine, sock);
-    zsock_set_curve_serverkey(sock, zcert_public_txt(server));
-    zcert_destroy(&mine);
-    zcert_destroy(&server);
+    tf_curve_client_apply(keys, sock);
+    tf_curve_client_destroy(&keys);
     return 0;
 }
 

@@ -23,7 +23,16 @@ extern "C" {
 //  Returns 0, or -1 with a one-line error.
 int tf_curve_server(zsock_t *sock, const char *key_file, const char *allow_dir, char *err,
                     size_t errlen);
-//  Makes `sock` a CURVE client. Call before connect. Returns 0 or -1.
+//  A CURVE client's keys, loaded once (a worker applies them to every
+//  socket of every session). NULL with a one-line error when a file is
+//  missing, not a certificate, or the client key holds no secret.
+typedef struct _tf_curve_client_t tf_curve_client_t;
+tf_curve_client_t *tf_curve_client_new(const char *client_key_file, const char *server_public_file,
+                                       char *err, size_t errlen);
+void tf_curve_client_destroy(tf_curve_client_t **self_p);
+//  Makes `sock` a CURVE client with these keys. Call before connect.
+void tf_curve_client_apply(const tf_curve_client_t *self, zsock_t *sock);
+//  Loads and applies in one go. Returns 0 or -1.
 int tf_curve_client(zsock_t *sock, const char *client_key_file, const char *server_public_file,
                     char *err, size_t errlen);
 //  Stops the authentication actor (process exit).

@@ -207,6 +207,7 @@ struct _tf_worker_t {
     int64_t last_contact; //  last message from any ventilator
     bool gave_up;
     size_t handed_back;
+    tf_curve_client_t *curve; //  CURVE keys, when configured
 };
 
 //  --------------------------------------------------------------------------
@@ -336,12 +337,9 @@ static tf_worker_t *s_new(const tf_config_t *cfg, const tf_fn_t *fn, char *err, 
         }
     }
     if (cfg->curve_client_key || cfg->curve_server_public) {
-        zsock_t *probe = zsock_new(ZMQ_DEALER);
-        int bad = probe ? tf_curve_client(probe, cfg->curve_client_key, cfg->curve_server_public,
-                                          err, errlen)
-                        : 0;
-        zsock_destroy(&probe);
-        if (bad)
+        self->curve =
+            tf_curve_client_new(cfg->curve_client_key, cfg->curve_server_public, err, errlen);
+        if (!self->curve)
             goto fail;
     }
     char host[200] = "localhost";
@@ -457,6 +455,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
     free(self->path);
     if (self->dl)
         dlclose(self->dl);
+    tf_curve_client_destroy(&self->curve);
     free(self);
     *self_p = NULL;
 }
@@ -1070,13 +1069,11 @@ static void s_check_timeouts(tf_worker_t *self)
 //  --------------------------------------------------------------------------
 //  Session with the ventilator
 
-//  CURVE client keys on a socket, when configured (checked at start).
-static int s_curve(tf_worker_t *self, zsock_t *sock, char *err, size_t errlen)
+//  CURVE client keys on a socket, when configured (loaded at start).
+static void s_curve(tf_worker_t *self, zsock_t *sock)
 {
-    if (!self->cfg->curve_client_key && !self->cfg->curve_server_public)
-        return 0;
-    return tf_curve_client(sock, self->cfg->curve_client_key, self->cfg->curve_server_public, err,
-                           errlen);
+    if (self->curve)
+        tf_curve_client_apply(self->curve, sock);
 }
 
 static void s_session_new(tf_worker_t *self)
@@ -1092,9 +1089,7 @@ static void s_session_new(tf_worker_t *self)
     snprintf(rid, sizeof rid, "W%s-%llu", self->name, (unsigned long long)++self->session);
     zsock_set_identity(self->dealer, rid);
     tf_net_reconnect_policy(self->dealer, self->cfg->connect);
-    char err[256];
-    if (s_curve(self, self->dealer, err, sizeof err))
-        tf_error("worker: %s", err);
+    s_curve(self, self->dealer);
     if (zsock_connect(self->dealer, "%s", self->cfg->connect) < 0)
         tf_error("worker: cannot connect to '%s': %s", self->cfg->connect,
                  zmq_strerror(zmq_errno()));
@@ -1128,9 +1123,7 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
     tf_net_setup(self->push, 1 << 20);
     zsock_set_linger(self->push, 2000); //  let results leave on exit
     tf_net_reconnect_policy(self->push, ep);
-    char err[256];
-    if (s_curve(self, self->push, err, sizeof err))
-        tf_error("worker: %s", err);
+    s_curve(self, self->push);
     if (zsock_connect(self->push, "%s", ep) < 0) {
         tf_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->push);
