@@ -43,7 +43,7 @@ SIZES = {
     "exec_items": 400 if QUICK else 2000,
     "seed_items": 100,
     "skew_items": 120 if QUICK else 400,  # heavy items a multiple of 4: Σ/4 is reachable
-    "rss_small": 100_000 if QUICK else 200_000,  # above the default window (65536)
+    "rss_small": 100_000 if QUICK else 200_000,  # above the default window (32768)
     "rss_large": 1_000_000 if QUICK else 2_000_000,
     "scale_items": 80 if QUICK else 160,
     "scale_ms": 20,

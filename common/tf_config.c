@@ -78,7 +78,7 @@ static const s_option_t s_options[] = {
     {"ack-timeout", 0, O_SECS, F(ack_timeout_ms), 100, 3600000, IN_CMDS, "SEC",
      "re-send a done item the sink has not acknowledged after SEC (default 10)"},
     {"window", 0, O_INT, F(window), 1, 1 << 24, IN_CMDS, "N",
-     "items in flight at most (default 65536)"},
+     "items in flight at most (default 32768)"},
     {"window-bytes", 0, O_INT, F(window_bytes), 1, I64MAX, IN_CMDS, "BYTES",
      "item bytes in flight at most (default 256 MiB)"},
     {"max-item", 0, O_INT, F(max_item), 1, (int64_t)1 << 30, IN_CMDS | TF_CMD_WORKER, "BYTES",
@@ -150,7 +150,7 @@ void tf_config_init(tf_config_t *self, int cmd)
     self->heartbeat_ms = 500;
     self->heartbeat_timeout_ms = 2000;
     self->ack_timeout_ms = 10000;
-    self->window = 65536;
+    self->window = 32768;
     self->window_bytes = (int64_t)256 << 20;
     self->max_item = TF_DEFAULT_MAX_ITEM;
     self->max_result = TF_DEFAULT_MAX_RESULT;

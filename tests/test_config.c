@@ -111,7 +111,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.heartbeat_ms, 500);
     cr_assert_eq(cfg.heartbeat_timeout_ms, 2000);
     cr_assert_eq(cfg.ack_timeout_ms, 10000);
-    cr_assert_eq(cfg.window, 65536);
+    cr_assert_eq(cfg.window, 32768);
     cr_assert_eq(cfg.window_bytes, (int64_t)256 << 20);
     cr_assert_eq(cfg.max_item, TF_DEFAULT_MAX_ITEM);
     cr_assert_eq(cfg.max_result, TF_DEFAULT_MAX_RESULT);
