@@ -431,6 +431,10 @@ void tf_worker_destroy(tf_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     tf_worker_t *self = *self_p;
+    //  Every child is told first, so that they die together, not one by one.
+    for (int i = 0; self->slots && i < self->nslots; i++)
+        if (self->slots[i].pid > 0 && !self->slots[i].exited)
+            tf_proc_kill(self->slots[i].pid);
     for (int i = 0; self->slots && i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
         s_kill_reap(s);
