@@ -135,3 +135,11 @@ int tf_online_cpus(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (n > INT_MAX ? INT_MAX : (int)n);
 }
+
+uint32_t tf_pow2_at_least(uint32_t n)
+{
+    uint32_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}

@@ -15,8 +15,9 @@ typedef struct {
 } s_entry_t;
 
 struct _tf_reorder_t {
-    s_entry_t *ring;
-    uint32_t capacity;
+    s_entry_t *ring; //  `mask + 1` entries (a power of two >= capacity)
+    uint64_t mask;
+    uint32_t capacity; //  seqs from `next` it accepts
     bool ordered;
     uint64_t next;
     uint32_t held;
@@ -37,7 +38,8 @@ tf_reorder_t *tf_reorder_new(uint32_t capacity, bool ordered)
     tf_reorder_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->ring = calloc(capacity, sizeof *self->ring);
+    self->mask = tf_pow2_at_least(capacity) - 1;
+    self->ring = calloc(self->mask + 1, sizeof *self->ring);
     self->slab = tf_slab_new(256 * 1024, 4096);
     if (!self->ring || !self->slab) {
         free(self->ring);
@@ -57,7 +59,7 @@ void tf_reorder_destroy(tf_reorder_t **self_p)
     tf_reorder_t *self = *self_p;
     //  Nothing held (the usual end): the ring, mostly never touched, is
     //  not read at all.
-    for (uint32_t i = 0; self->held > 0 && i < self->capacity; i++)
+    for (uint64_t i = 0; self->held > 0 && i <= self->mask; i++)
         if (self->ring[i].data)
             tf_slab_release(self->slab, self->ring[i].block, self->ring[i].data);
     tf_slab_destroy(&self->slab);
@@ -68,7 +70,7 @@ void tf_reorder_destroy(tf_reorder_t **self_p)
 
 static s_entry_t *s_at(const tf_reorder_t *self, uint64_t seq)
 {
-    return &self->ring[seq % self->capacity];
+    return &self->ring[seq & self->mask];
 }
 
 bool tf_reorder_seen(const tf_reorder_t *self, uint64_t seq)

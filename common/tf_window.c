@@ -5,13 +5,15 @@
 #include <string.h>
 
 struct _tf_window_t {
-    tf_slot_t *slots;
-    uint32_t capacity;
+    tf_slot_t *slots; //  ring of `mask + 1` slots (a power of two >= capacity)
+    uint64_t mask;
+    uint32_t capacity; //  items in flight at most
     size_t max_bytes;
     size_t bytes;
     uint64_t base; //  oldest seq not acked
     uint64_t next; //  next seq to enter
-    //  Dispatch queue: ring of seqs (each live item is in it at most once).
+    //  Dispatch queue: ring of seqs (each live item is in it at most once),
+    //  `mask + 1` long too.
     uint64_t *queue;
     size_t qhead;
     size_t qlen;
@@ -21,7 +23,7 @@ struct _tf_window_t {
 
 static tf_slot_t *s_slot(tf_window_t *self, uint64_t seq)
 {
-    return &self->slots[seq % self->capacity];
+    return &self->slots[seq & self->mask];
 }
 
 static void s_release(tf_window_t *self, tf_slot_t *slot)
@@ -49,12 +51,14 @@ tf_window_t *tf_window_new(uint32_t capacity, size_t max_bytes)
     tf_window_t *self = calloc(1, sizeof *self);
     if (!self)
         goto fail_self;
-    self->slots = calloc(capacity, sizeof *self->slots);
+    size_t ring = tf_pow2_at_least(capacity);
+    self->slots = calloc(ring, sizeof *self->slots);
     if (!self->slots)
         goto fail_slots;
-    self->queue = calloc(capacity, sizeof *self->queue);
+    self->queue = calloc(ring, sizeof *self->queue);
     if (!self->queue)
         goto fail_queue;
+    self->mask = ring - 1;
     self->capacity = capacity;
     self->max_bytes = max_bytes;
     return self;
@@ -123,7 +127,7 @@ int tf_window_push_block(tf_window_t *self, uint64_t seq, uint8_t *data, uint32_
     slot->worker = -1;
     self->bytes += len;
     self->next++;
-    self->queue[(self->qhead + self->qlen) % self->capacity] = seq;
+    self->queue[(self->qhead + self->qlen) & self->mask] = seq;
     self->qlen++;
     return 0;
 }
@@ -188,7 +192,7 @@ bool tf_window_pop(tf_window_t *self, uint64_t *seq_p)
 {
     while (self->qlen > 0) {
         uint64_t seq = self->queue[self->qhead];
-        self->qhead = (self->qhead + 1) % self->capacity;
+        self->qhead = (self->qhead + 1) & self->mask;
         self->qlen--;
         //  Skip entries whose item was acked meanwhile (a late ack).
         tf_slot_t *slot = tf_window_get(self, seq);
@@ -211,7 +215,7 @@ void tf_window_requeue(tf_window_t *self, uint64_t seq)
     slot->state = TF_ITEM_PENDING;
     slot->worker = -1;
     slot->deadline = 0;
-    self->qhead = (self->qhead + self->capacity - 1) % self->capacity;
+    self->qhead = (self->qhead - 1) & self->mask;
     self->queue[self->qhead] = seq;
     self->qlen++;
 }
@@ -221,9 +225,9 @@ static void s_unqueue(tf_window_t *self, uint64_t seq)
 {
     size_t out = 0;
     for (size_t i = 0; i < self->qlen; i++) {
-        uint64_t s = self->queue[(self->qhead + i) % self->capacity];
+        uint64_t s = self->queue[(self->qhead + i) & self->mask];
         if (s != seq)
-            self->queue[(self->qhead + out++) % self->capacity] = s;
+            self->queue[(self->qhead + out++) & self->mask] = s;
     }
     self->qlen = out;
 }

@@ -517,15 +517,16 @@ Test(window, start_at)
     tf_window_destroy(&w);
 }
 
-Test(window, random_against_model)
+//  Random push / lease / requeue / ack against a simple model of the
+//  window: dispatch order, base, bytes, room and ack results must match.
+static void s_random_against_model(uint32_t cap)
 {
-    //  Random push / lease / requeue / ack against a simple model of the
-    //  window: dispatch order, base, bytes, room and ack results must match.
-    enum { CAP = 8, BUDGET = 64, N = 3000 };
-    tf_window_t *w = tf_window_new(CAP, BUDGET);
+    enum { CAP_MAX = 16, BUDGET = 64, N = 3000 };
+    cr_assert_leq(cap, CAP_MAX);
+    tf_window_t *w = tf_window_new(cap, BUDGET);
     uint8_t state[N]; //  0 not pushed, 1 queued, 2 leased, 3 acked
     uint32_t len[N];
-    uint64_t queue[CAP]; //  model dispatch queue, front first
+    uint64_t queue[CAP_MAX]; //  model dispatch queue, front first
     size_t qlen = 0;
     memset(state, 0, sizeof state);
     uint64_t rng = 12345;
@@ -538,7 +539,7 @@ Test(window, random_against_model)
         switch (r % 4) {
         case 0: { //  push
             uint32_t n = (r >> 8) % 20;
-            bool room = next - base < CAP && (bytes == 0 || bytes + n <= BUDGET);
+            bool room = next - base < cap && (bytes == 0 || bytes + n <= BUDGET);
             cr_assert_eq(tf_window_has_room(w, n), room);
             if (next >= N || !room)
                 break;
@@ -606,4 +607,21 @@ Test(window, random_against_model)
     }
     cr_assert_gt(next, 1000, "the random walk made progress");
     tf_window_destroy(&w);
+}
+
+Test(window, random_against_model)
+{
+    //  Ring sizes are powers of two: a capacity that is one, and ones that
+    //  are not, wrap the same way.
+    static const uint32_t caps[] = {8, 5, 1, 13};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        s_random_against_model(caps[i]);
+}
+
+Test(window, ring_sizes_are_powers_of_two)
+{
+    static const uint32_t in[] = {1, 2, 3, 5, 8, 32767, 32768, 32769, 1u << 24};
+    static const uint32_t out[] = {1, 2, 4, 8, 8, 32768, 32768, 65536, 1u << 24};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        cr_assert_eq(tf_pow2_at_least(in[i]), out[i], "%u", in[i]);
 }
