@@ -35,7 +35,7 @@ void tf_buf_free(tf_buf_t *self)
     tf_buf_init(self);
 }
 
-int tf_buf_reserve(tf_buf_t *self, size_t extra)
+int tf_buf_grow(tf_buf_t *self, size_t extra)
 {
     if (extra > SIZE_MAX / 2 - self->len)
         return -1;

@@ -29,8 +29,15 @@ typedef struct {
 
 void tf_buf_init(tf_buf_t *self);
 void tf_buf_free(tf_buf_t *self);
+//  Grows the buffer to hold `extra` more bytes (tf_buf_reserve's slow path).
+int tf_buf_grow(tf_buf_t *self, size_t extra);
 //  Ensures room for `extra` more bytes. Returns 0, or -1 on allocation failure.
-int tf_buf_reserve(tf_buf_t *self, size_t extra);
+//  Inline: called several times per item on the hot path, and almost
+//  always there is room.
+static inline int tf_buf_reserve(tf_buf_t *self, size_t extra)
+{
+    return extra <= self->cap - self->len ? 0 : tf_buf_grow(self, extra);
+}
 int tf_buf_append(tf_buf_t *self, const void *data, size_t len);
 //  Drops the first `n` bytes (n <= len).
 void tf_buf_consume(tf_buf_t *self, size_t n);
