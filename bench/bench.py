@@ -48,6 +48,8 @@ SIZES = {
     "scale_items": 80 if QUICK else 160,
     "scale_ms": 20,
     "scale_workers": [1, 2, 4, 8] if QUICK else [1, 2, 3, 4, 5, 6, 7, 8],
+    "cg_small": 20_000 if QUICK else 100_000,
+    "cg_large": 200_000 if QUICK else 1_000_000,
 }
 
 T_START = time.time()
@@ -732,6 +734,56 @@ def sequential_scale(ctx, wid):
     return ctx.scale_seq
 
 
+def callgrind_totals(path):
+    """The `totals:` line of a callgrind output file (instructions)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    return None
+
+
+def w9_callgrind(ctx):
+    """Instructions per item, counted by valgrind's callgrind (the machine's
+    noise does not touch it): `run -j 1 --pipe -- cat` on two input sizes,
+    the difference divided by the difference in items (start-up cancels
+    out), for the run process (ventilator + sink) and the forked worker.
+    `cat` itself is not counted (valgrind does not follow exec)."""
+    wid = 9
+    if not shutil.which("valgrind"):
+        R.skipped.append({"id": wid, "why": "valgrind is not installed"})
+        log(f"#{wid} skipped: valgrind is not installed")
+        return
+    small, large = SIZES["cg_small"], SIZES["cg_large"]
+    log(f"#{wid} instructions per item (callgrind), --pipe cat, {small:,} vs {large:,} lines")
+    totals = {}
+    for n in (small, large):
+        d = tempfile.mkdtemp(prefix=f"cg{n}-", dir=ctx.tmp)
+        inp, out = os.path.join(d, "in.txt"), os.path.join(d, "out.txt")
+        write_seq(inp, n)
+        #  Slow under valgrind: heartbeats must not declare anyone lost.
+        r = run_cmd(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + d + "/cg.%p.out",
+                     ctx.tf, "run", "-j", "1", "--pipe", "--heartbeat", "2",
+                     "--heartbeat-timeout", "60", "-i", inp, "--", "cat"], stdout=out)
+        if r.rc != 0 or not same_file(out, inp):
+            R.fail(wid, f"{n} lines", f"exit status {r.rc} or output differs: {r.stderr[-300:]}")
+            return
+        files = [os.path.join(d, f) for f in os.listdir(d) if f.startswith("cg.")]
+        ir = sorted((callgrind_totals(f) or 0 for f in files), reverse=True)
+        if len(ir) != 2:
+            R.fail(wid, f"{n} lines", f"expected 2 processes under callgrind, got {len(ir)}")
+            return
+        #  The run process (ventilator + sink) executes more than the worker.
+        totals[n] = {"run": ir[0], "worker": ir[1]}
+    title = f"instructions per item (callgrind), run -j 1 --pipe -- cat, {small:,} vs {large:,} lines"
+    per = {}
+    for role, what in (("run", "run process (ventilator + sink)"), ("worker", "worker process")):
+        per[role] = (totals[large][role] - totals[small][role]) / (large - small)
+        R.row(wid, title, what, value=per[role], metric=f"{per[role]:.0f} instructions/item",
+              note=f"{totals[small][role]:,} and {totals[large][role]:,} instructions in all")
+    R.extra["callgrind"] = {"sizes": [small, large], "totals": totals, "per_item": per}
+
+
 def w7_scaling(ctx):
     wid = 7
     n, ms = SIZES["scale_items"], SIZES["scale_ms"]
@@ -1185,7 +1237,7 @@ def main():
               "timings will be noisy", flush=True)
 
     workloads = [(1, w1_zmq), (2, w2_pipe), (3, w3_exec), (4, w4_seed), (5, w5_skew),
-                 (6, w6_rss), (7, w7_scaling), (8, w8_netns)]
+                 (6, w6_rss), (7, w7_scaling), (8, w8_netns), (9, w9_callgrind)]
     with tempfile.TemporaryDirectory(prefix="taskfarm-bench.") as tmp:
         ctx.tmp = tmp
         try:
