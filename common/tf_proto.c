@@ -191,6 +191,8 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
         if (s_u32(&r, "truncated HELLO") == 0 && !r.reason)
             r.reason = "HELLO with zero slots";
         s_str(&r, true, "bad worker name");
+        if (!r.reason && r.off < size)
+            s_u32(&r, "truncated HELLO credit"); //  optional: absent means 0
         break;
     case TF_MSG_WELCOME: {
         uint32_t ivl = s_u32(&r, "truncated WELCOME");
@@ -298,10 +300,11 @@ static void s_get_str(const uint8_t *p, char *out, size_t cap)
 
 void tf_proto_get_hello(const uint8_t *data, size_t size, tf_hello_t *out)
 {
-    TF_UNUSED(size);
     const uint8_t *p = data + TF_HDR_SIZE;
     out->slots = tf_get_u32(p);
     s_get_str(p + 4, out->name, sizeof out->name);
+    size_t end = TF_HDR_SIZE + 4 + 1 + (size_t)p[4]; //  after the name
+    out->credit = size >= end + 4 ? tf_get_u32(data + end) : 0;
 }
 
 void tf_proto_get_welcome(const uint8_t *data, size_t size, tf_welcome_t *out)
@@ -474,12 +477,13 @@ static void s_wstr(tf_buf_t *b, const char *s)
     b->len += n;
 }
 
-int tf_enc_hello(tf_buf_t *b, uint64_t job, uint32_t slots, const char *name)
+int tf_enc_hello(tf_buf_t *b, uint64_t job, uint32_t slots, const char *name, uint32_t credit)
 {
-    if (s_header(b, TF_MSG_HELLO, job, 4 + 256))
+    if (s_header(b, TF_MSG_HELLO, job, 8 + 256))
         return -1;
     s_w32(b, slots);
     s_wstr(b, name);
+    s_w32(b, credit);
     return 0;
 }
 

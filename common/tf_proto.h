@@ -86,6 +86,7 @@ void tf_limits_default(tf_limits_t *self);
 typedef struct {
     uint32_t slots;
     char name[TF_MAX_NAME + 1];
+    uint32_t credit; //  items asked for with the HELLO (0 when the field is absent)
 } tf_hello_t;
 
 typedef struct {
@@ -185,7 +186,9 @@ bool tf_iter_seq(tf_iter_t *it, uint64_t *seq);
 //  Encoding into a tf_buf_t. Each returns 0, or -1 on allocation failure.
 //  Batch messages: begin, add records, then finish (which patches the count).
 
-int tf_enc_hello(tf_buf_t *b, uint64_t job, uint32_t slots, const char *name);
+//  `credit`: items asked for at once, served right after the first WELCOME
+//  (the ventilator grants at most `slots`).
+int tf_enc_hello(tf_buf_t *b, uint64_t job, uint32_t slots, const char *name, uint32_t credit);
 int tf_enc_welcome(tf_buf_t *b, uint64_t job, const tf_welcome_t *w);
 int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from);
 int tf_enc_sink_welcome(tf_buf_t *b, uint64_t job, const tf_sink_welcome_t *w);

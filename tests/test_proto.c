@@ -67,30 +67,42 @@ Test(proto, hello)
 {
     tf_buf_t b;
     tf_buf_init(&b);
-    cr_assert_eq(tf_enc_hello(&b, 0x1122334455667788ull, 8, "host-1.example"), 0);
-    cr_assert_eq(b.len, (size_t)TF_HDR_SIZE + 4 + 1 + 14);
+    cr_assert_eq(tf_enc_hello(&b, 0x1122334455667788ull, 8, "host-1.example", 8), 0);
+    cr_assert_eq(b.len, (size_t)TF_HDR_SIZE + 4 + 1 + 14 + 4);
     s_expect_valid(&b, TF_MSG_HELLO, 0x1122334455667788ull);
     tf_hello_t h;
     tf_proto_get_hello(b.data, b.len, &h);
     cr_assert_eq(h.slots, 8);
     cr_assert_str_eq(h.name, "host-1.example");
+    cr_assert_eq(h.credit, 8);
+
+    //  The credit is optional: a HELLO that ends after the name asks for
+    //  nothing (the first credit then comes in a REPORT).
+    b.len -= 4;
+    s_expect_valid(&b, TF_MSG_HELLO, 0x1122334455667788ull);
+    tf_proto_get_hello(b.data, b.len, &h);
+    cr_assert_eq(h.slots, 8);
+    cr_assert_str_eq(h.name, "host-1.example");
+    cr_assert_eq(h.credit, 0);
 
     //  Empty and NULL names are allowed.
-    cr_assert_eq(tf_enc_hello(&b, 0, 1, NULL), 0);
+    cr_assert_eq(tf_enc_hello(&b, 0, 1, NULL, 0), 0);
     s_expect_valid(&b, TF_MSG_HELLO, 0);
     tf_proto_get_hello(b.data, b.len, &h);
     cr_assert_eq(h.slots, 1);
     cr_assert_str_eq(h.name, "");
+    cr_assert_eq(h.credit, 0);
 
     //  A name longer than TF_MAX_NAME is cut to fit, still valid.
     char longname[400];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    cr_assert_eq(tf_enc_hello(&b, 3, UINT32_MAX, longname), 0);
+    cr_assert_eq(tf_enc_hello(&b, 3, UINT32_MAX, longname, UINT32_MAX), 0);
     s_expect_valid(&b, TF_MSG_HELLO, 3);
     tf_proto_get_hello(b.data, b.len, &h);
     cr_assert_eq(h.slots, UINT32_MAX);
     cr_assert_eq(strlen(h.name), (size_t)TF_MAX_NAME);
+    cr_assert_eq(h.credit, UINT32_MAX);
     tf_buf_free(&b);
 }
 
@@ -370,8 +382,8 @@ Test(proto, ack_and_skip_round_trip)
 static void s_build(int type, tf_buf_t *b)
 {
     switch (type) {
-    case TF_MSG_HELLO: //  12 slots, 16 name len, 17 name
-        cr_assert_eq(tf_enc_hello(b, 7, 4, "w1"), 0);
+    case TF_MSG_HELLO: //  12 slots, 16 name len, 17 name, 19 credit
+        cr_assert_eq(tf_enc_hello(b, 7, 4, "w1", 4), 0);
         break;
     case TF_MSG_WELCOME: { //  12 ivl, 16 hbt, 20 timeout, 24 max, 28 len, 29 sink
         tf_welcome_t w = {500, 2000, 0, 1000, "tcp://a:1"};
@@ -501,8 +513,9 @@ static const s_bad_t s_bad[] = {
     {"HELLO truncated slots", TF_MSG_HELLO, .cut = 15, .reason = "truncated HELLO"},
     {"HELLO no name length", TF_MSG_HELLO, .cut = 16, .reason = "bad worker name"},
     {"HELLO name truncated", TF_MSG_HELLO, .cut = 18, .reason = "bad worker name"},
-    {"HELLO name too long", TF_MSG_HELLO, .patch = P1(16, 3), .reason = "bad worker name"},
+    {"HELLO name too long", TF_MSG_HELLO, .patch = P1(16, 9), .reason = "bad worker name"},
     {"HELLO zero slots", TF_MSG_HELLO, .patch = P4(12, 0), .reason = "HELLO with zero slots"},
+    {"HELLO credit truncated", TF_MSG_HELLO, .cut = 21, .reason = "truncated HELLO credit"},
     {"HELLO name NUL", TF_MSG_HELLO, .patch = P1(17, 0),
      .reason = "string has a non-printable byte"},
     {"HELLO name DEL", TF_MSG_HELLO, .patch = P1(18, 0x7f),
@@ -677,6 +690,8 @@ Test(proto, every_prefix_rejected)
     for (int type = 1; type <= TF_MSG_TYPE_MAX; type++) {
         s_build(type, &b);
         for (size_t len = 0; len < b.len; len++) {
+            if (type == TF_MSG_HELLO && len == b.len - 4)
+                continue; //  the HELLO's credit is optional: without it, valid
             tf_hdr_t hdr;
             const char *reason = NULL;
             int rc = s_validate(b.data, len, NULL, &hdr, &reason);

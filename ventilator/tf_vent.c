@@ -35,6 +35,7 @@ typedef struct {
     char name[TF_MAX_NAME + 1];
     uint32_t slots;
     int64_t credit;
+    uint32_t hello_credit; //  asked for with its HELLO, granted with its first WELCOME
     uint32_t leased;
     int64_t last_heard;
     uint64_t done;
@@ -554,8 +555,13 @@ static void s_send_welcome(tf_vent_t *self, int w)
     wl.max_result = (uint32_t)self->cfg->max_result;
     snprintf(wl.sink, sizeof wl.sink, "%s",
              self->sink_override[0] ? self->sink_override : self->sink_ep);
-    if (tf_enc_welcome(&self->out, self->job, &wl) == 0)
-        s_send(self, w, &self->out);
+    if (tf_enc_welcome(&self->out, self->job, &wl) == 0 && s_send(self, w, &self->out) == 0) {
+        //  The credit asked for with the HELLO: its items follow the WELCOME
+        //  on the same connection (one round trip saved at join).
+        s_peer_t *p = &self->peers[w];
+        p->credit += p->hello_credit;
+        p->hello_credit = 0;
+    }
 }
 
 static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
@@ -578,6 +584,7 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         }
         s_peer_t *p = &self->peers[w];
         p->slots = hello.slots;
+        p->hello_credit = hello.credit < hello.slots ? hello.credit : hello.slots;
         snprintf(p->name, sizeof p->name, "%s", hello.name[0] ? hello.name : "worker");
         self->nworkers++;
         self->stats.workers_seen++;

@@ -208,6 +208,7 @@ struct _tf_worker_t {
     bool gave_up;
     size_t handed_back;
     tf_curve_client_t *curve; //  CURVE keys, when configured
+    uint32_t hello_credit;    //  items asked for with this session's HELLO
 };
 
 //  --------------------------------------------------------------------------
@@ -1207,8 +1208,12 @@ static int s_on_ventilator(tf_worker_t *self)
                                    ? w.max_result
                                    : (uint32_t)self->cfg->max_result;
             s_set_sink(self, self->cfg->sink ? self->cfg->sink : w.sink);
-            if (self->state != S_ACTIVE)
+            if (self->state != S_ACTIVE) {
                 tf_info("worker: joined job %016llx", (unsigned long long)self->job);
+                //  Granted with this first WELCOME of the session: the items
+                //  asked for in our HELLO are on their way.
+                self->outstanding_credit = self->hello_credit;
+            }
             self->state = S_ACTIVE;
             break;
         }
@@ -1252,7 +1257,11 @@ static void s_timers(tf_worker_t *self)
         self->gave_up = true;
     }
     if (self->state == S_JOINING && now >= self->next_hello) {
-        if (tf_enc_hello(&self->msg, 0, (uint32_t)self->nslots, self->name) == 0)
+        //  The first credit rides on the HELLO: one item per slot (s_target
+        //  before any item has run), served right after the WELCOME.
+        self->hello_credit = self->draining ? 0 : (uint32_t)self->nslots;
+        if (tf_enc_hello(&self->msg, 0, (uint32_t)self->nslots, self->name, self->hello_credit) ==
+            0)
             tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
         //  Between jobs, ask often: a new ventilator finds us at once.
         self->next_hello = now + (self->hb_ivl < 100 ? self->hb_ivl : 100);

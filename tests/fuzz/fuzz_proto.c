@@ -137,7 +137,7 @@ static void s_build(tf_buf_t *b, const uint8_t *data, size_t size)
         tf_enc_batch_finish(b, 1);
         break;
     case TF_MSG_HELLO:
-        tf_enc_hello(b, job, 1 + (n ? p[0] : 0), "fuzz:1");
+        tf_enc_hello(b, job, 1 + (n ? p[0] : 0), "fuzz:1", n > 1 ? p[1] : 0);
         break;
     case TF_MSG_WELCOME: {
         tf_welcome_t w = {500, 2000, 0, 1024, "tcp://127.0.0.1:5556"};
