@@ -703,6 +703,44 @@ class HostileTest(h.TFTestCase):
     def test_sink_hijack_resume_from(self):
         self.check_sink_hijack(1 << 40, b"tcp://127.0.0.1:1")
 
+    def test_first_credit_rides_on_hello(self):
+        """A HELLO's optional credit brings items right behind the WELCOME,
+        at most one per slot; a HELLO without it brings none (credit only
+        where asked for)."""
+        inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(50)]))
+        vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
+        hb = ["--heartbeat", "0.2", "--heartbeat-timeout", "1"]
+        self.start_tf("ventilator", "--bind", vep, "-i", inp, "--no-progress", *hb)
+        self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", self.path("out"), *hb)
+
+        def join(slots, credit):
+            """Says HELLO; returns (welcomed, items received within 1 s)."""
+            s = self.z.socket(DEALER, vep)
+            body = struct.pack(">I", slots) + sstr(b"raw:%d" % slots)
+            if credit is not None:
+                body += struct.pack(">I", credit)
+            self.z.send(s, [hdr(HELLO) + body])
+            welcomed, items = False, 0
+            deadline = time.monotonic() + (10 if credit is None else 3)
+            while time.monotonic() < deadline:
+                fr = self.z.recv(s, 0.2)
+                if not fr or len(fr[-1]) < 12 or fr[-1][:2] != b"TF":
+                    if welcomed and time.monotonic() > quiet_until[0]:
+                        break
+                    continue
+                if fr[-1][3] == WELCOME:
+                    welcomed = True
+                    quiet_until[0] = time.monotonic() + 1.0
+                elif fr[-1][3] == TASKS:
+                    self.assertTrue(welcomed, "TASKS before WELCOME")
+                    items += struct.unpack(">I", fr[-1][12:16])[0]
+            self.z.close(s)
+            return welcomed, items
+        quiet_until = [0.0]
+        self.assertEqual(join(2, 2), (True, 2), "HELLO asking for 2 on 2 slots")
+        self.assertEqual(join(1, 50), (True, 1), "HELLO asking for 50 on 1 slot")
+        self.assertEqual(join(2, None), (True, 0), "HELLO without a credit")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
