@@ -557,9 +557,12 @@ static void s_send_welcome(tf_vent_t *self, int w)
              self->sink_override[0] ? self->sink_override : self->sink_ep);
     if (tf_enc_welcome(&self->out, self->job, &wl) == 0 && s_send(self, w, &self->out) == 0) {
         //  The credit asked for with the HELLO: its items follow the WELCOME
-        //  on the same connection (one round trip saved at join).
+        //  on the same connection (one round trip saved at join). The worker
+        //  counts on exactly that much once welcomed, hence "at least", not
+        //  "more".
         s_peer_t *p = &self->peers[w];
-        p->credit += p->hello_credit;
+        if (p->credit < p->hello_credit)
+            p->credit = p->hello_credit;
         p->hello_credit = 0;
     }
 }
@@ -584,7 +587,6 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         }
         s_peer_t *p = &self->peers[w];
         p->slots = hello.slots;
-        p->hello_credit = hello.credit < hello.slots ? hello.credit : hello.slots;
         snprintf(p->name, sizeof p->name, "%s", hello.name[0] ? hello.name : "worker");
         self->nworkers++;
         self->stats.workers_seen++;
@@ -593,7 +595,13 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         s_malformed(self, "HELLO from the sink's connection");
         return;
     }
-    self->peers[w].last_heard = tf_now_ms();
+    s_peer_t *p = &self->peers[w];
+    p->last_heard = tf_now_ms();
+    //  Every HELLO, not only the first: a worker whose WELCOME (and the
+    //  items behind it) was lost with its connection says HELLO again and
+    //  counts on this credit once welcomed. A HELLO that crossed our WELCOME
+    //  costs at most one item per slot fetched ahead.
+    p->hello_credit = hello.credit < p->slots ? hello.credit : p->slots;
     //  Without a sink the worker waits; it is welcomed when the sink comes.
     if (self->sink >= 0)
         s_send_welcome(self, w);
