@@ -1304,10 +1304,13 @@ static long s_poll_timeout(tf_worker_t *self)
     //  Results held for company (S_FLUSH_DELAY_US).
     if (self->results_count > 0)
         wake = s_min64(wake, (self->results_first_us + S_FLUSH_DELAY_US + 999) / 1000);
-    //  First items that have run long enough to fetch the next (s_target).
+    //  First items that will have run long enough to fetch the next
+    //  (s_target). Once that moment has passed, the loop has asked: nothing
+    //  more to wake for (waking "now" again would spin until the first
+    //  item completes).
     if (!self->cost_known && self->state == S_ACTIVE && !self->draining && self->queue.count == 0) {
         int64_t at = s_first_wait_at(self);
-        if (at != INT64_MAX)
+        if (at != INT64_MAX && at > self->now_us)
             wake = s_min64(wake, (at + 999) / 1000);
     }
     for (int i = 0; i < self->nslots; i++) {

@@ -98,6 +98,30 @@ class PipeModeTest(h.TFTestCase):
             self.assertBytesEqual(out, want)
             self.assertNotIn(b"pseudo-terminal", err, err[-2000:])
 
+    def test_waiting_worker_does_not_spin(self):
+        """While long items run, the worker sleeps in poll: the whole tree
+        (run, worker, co-process or commands) uses a small fraction of the
+        items' wall time in CPU, in --pipe and exec mode. (A wake-up deadline
+        left in the past once made a worker spin until its first item
+        completed: ~1 s of CPU here.)"""
+        import resource
+
+        def cpu():
+            r = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return r.ru_utime + r.ru_stime
+        slow = 'while read l; do sleep 0.5; echo "$l"; done'
+        for mode in (["--pipe", "--", "sh", "-c", slow],
+                     ["--", "sh", "-c", 'sleep 0.5; echo "$1"', "_", "{}"]):
+            before = cpu()
+            #  One item per worker: nothing left to queue behind it.
+            rc, out, err = self.run_tf("run", "-j", "2", *mode, input=b"a\nb\n",
+                                       timeout=h.LONG)
+            used = cpu() - before
+            self.assertEqual(rc, 0, err[-2000:])
+            self.assertBytesEqual(out, b"a\nb\n")
+            self.assertLess(used, 0.3, "%s: %.2f s of CPU for 2 workers waiting 0.5 s each"
+                            % (mode[0], used))
+
     def test_cat_100k_short_lines(self):
         items = [b"%d %s" % (i, b"x" * (i % 13)) for i in range(100000)]
         data = h.join_lines(items)
