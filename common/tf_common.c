@@ -138,6 +138,8 @@ int tf_online_cpus(void)
 
 uint32_t tf_pow2_at_least(uint32_t n)
 {
+    if (n > (1u << 31))
+        return 0;
     uint32_t p = 1;
     while (p < n)
         p <<= 1;

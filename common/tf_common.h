@@ -57,8 +57,9 @@ void tf_remove_dir(const char *dir);
 
 //  Number of online CPUs, at least 1.
 int tf_online_cpus(void);
-//  The smallest power of two >= n (n in 1 .. 2^31): ring sizes, so that a
-//  sequence number finds its slot with a mask instead of a division.
+//  The smallest power of two >= n: ring sizes, so that a sequence number
+//  finds its slot with a mask instead of a division. 0 when n > 2^31 (no
+//  such uint32_t).
 uint32_t tf_pow2_at_least(uint32_t n);
 
 #ifdef __cplusplus

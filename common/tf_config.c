@@ -77,7 +77,7 @@ static const s_option_t s_options[] = {
      "peer silent this long is lost (default 2)"},
     {"ack-timeout", 0, O_SECS, F(ack_timeout_ms), 100, 3600000, IN_CMDS, "SEC",
      "re-send a done item the sink has not acknowledged after SEC (default 10)"},
-    {"window", 0, O_INT, F(window), 1, 1 << 24, IN_CMDS, "N",
+    {"window", 0, O_INT, F(window), 1, TF_MAX_WINDOW, IN_CMDS, "N",
      "items in flight at most (default 32768)"},
     {"window-bytes", 0, O_INT, F(window_bytes), 1, I64MAX, IN_CMDS, "BYTES",
      "item bytes in flight at most (default 256 MiB)"},

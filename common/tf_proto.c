@@ -237,7 +237,7 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
         uint32_t w = s_u32(&r, "truncated SINK_WELCOME");
         uint32_t ivl = s_u32(&r, "truncated SINK_WELCOME");
         uint32_t hbt = s_u32(&r, "truncated SINK_WELCOME");
-        if (!r.reason && (w == 0 || ivl == 0 || hbt < ivl))
+        if (!r.reason && (w == 0 || w > TF_MAX_WINDOW || ivl == 0 || hbt < ivl))
             r.reason = "bad SINK_WELCOME settings";
         break;
     }

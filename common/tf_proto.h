@@ -28,6 +28,7 @@ extern "C" {
 #define TF_HDR_SIZE 12
 #define TF_MAX_ENDPOINT 255
 #define TF_MAX_NAME 255
+#define TF_MAX_WINDOW (1u << 24) //  --window at most; SINK_WELCOME checks it
 #define TF_MAX_RECORDS (1u << 20)
 //  Default bound on one item or one result (bytes).
 #define TF_DEFAULT_MAX_ITEM (64u << 20)

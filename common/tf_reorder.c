@@ -33,12 +33,13 @@ void tf_reorder_set_write_through(tf_reorder_t *self, bool on)
 
 tf_reorder_t *tf_reorder_new(uint32_t capacity, bool ordered)
 {
-    if (capacity == 0)
+    uint32_t ring = tf_pow2_at_least(capacity);
+    if (capacity == 0 || ring == 0)
         return NULL;
     tf_reorder_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->mask = tf_pow2_at_least(capacity) - 1;
+    self->mask = (uint64_t)ring - 1;
     self->ring = calloc(self->mask + 1, sizeof *self->ring);
     self->slab = tf_slab_new(256 * 1024, 4096);
     if (!self->ring || !self->slab) {

@@ -46,12 +46,12 @@ void tf_window_set_release(tf_window_t *self, tf_window_release_fn *fn, void *ar
 
 tf_window_t *tf_window_new(uint32_t capacity, size_t max_bytes)
 {
-    if (capacity == 0)
+    size_t ring = tf_pow2_at_least(capacity);
+    if (capacity == 0 || ring == 0)
         return NULL;
     tf_window_t *self = calloc(1, sizeof *self);
     if (!self)
         goto fail_self;
-    size_t ring = tf_pow2_at_least(capacity);
     self->slots = calloc(ring, sizeof *self->slots);
     if (!self->slots)
         goto fail_slots;

@@ -65,6 +65,7 @@ static void s_expect_out(const s_out_t *out, const uint64_t *seqs, size_t n)
 Test(reorder, new_and_destroy)
 {
     cr_assert_null(tf_reorder_new(0, true));
+    cr_assert_null(tf_reorder_new((1u << 31) + 1, true)); //  no such ring (once a hang)
     tf_reorder_t *ro = tf_reorder_new(4, true);
     cr_assert_not_null(ro);
     cr_assert_eq(tf_reorder_next(ro), 0);

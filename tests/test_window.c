@@ -620,8 +620,11 @@ Test(window, random_against_model)
 
 Test(window, ring_sizes_are_powers_of_two)
 {
-    static const uint32_t in[] = {1, 2, 3, 5, 8, 32767, 32768, 32769, 1u << 24};
-    static const uint32_t out[] = {1, 2, 4, 8, 8, 32768, 32768, 65536, 1u << 24};
+    static const uint32_t in[] = {
+        1, 2, 3, 5, 8, 32767, 32768, 32769, 1u << 24, 1u << 31, (1u << 31) + 1, UINT32_MAX};
+    static const uint32_t out[] = {1, 2, 4, 8, 8, 32768, 32768, 65536, 1u << 24, 1u << 31, 0, 0};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         cr_assert_eq(tf_pow2_at_least(in[i]), out[i], "%u", in[i]);
+    //  No ring for a capacity beyond 2^31 (it once looped forever).
+    cr_assert_null(tf_window_new((1u << 31) + 1, 100));
 }
