@@ -1276,7 +1276,7 @@ static void s_timers(tf_worker_t *self)
                 tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
             self->next_hb = now + self->hb_ivl;
         }
-        if (now - self->last_heard > self->hb_timeout) {
+        if (now - self->last_heard >= self->hb_timeout) {
             tf_warn("worker: ventilator silent for %lld ms, starting a new session",
                     (long long)(now - self->last_heard));
             s_session_new(self);
