@@ -385,21 +385,32 @@ static bool s_try_reap(s_slot_t *s)
     return s->exited;
 }
 
-//  Kills the slot's child (and its process group) unless it has ended, and
-//  collects its exit status.
-static void s_kill_reap(s_slot_t *s)
+//  Waits for the slot's child to end (it has been killed) and collects its
+//  exit status.
+static void s_reap(s_slot_t *s)
 {
     if (s->pid > 0 && !s->exited) {
-        tf_proc_kill(s->pid);
         waitpid(s->pid, &s->wstatus, 0);
         tf_signal_untrack(s->pid);
         s->exited = true;
     }
 }
 
-//  Closes every descriptor the slot holds on its child (exec or pipe mode).
+//  Kills the slot's child (and its process group) unless it has ended, and
+//  collects its exit status.
+static void s_kill_reap(s_slot_t *s)
+{
+    if (s->pid > 0 && !s->exited)
+        tf_proc_kill(s->pid);
+    s_reap(s);
+}
+
+//  Forgets the slot's child (reaped or never started): closes every
+//  descriptor the slot holds on it (exec or pipe mode).
 static void s_slot_close(s_slot_t *s)
 {
+    s->pid = 0;
+    s->exited = false;
     if (s->wfd == s->rfd)
         s->rfd = -1; //  one pty master for both ways
     s_close(&s->wfd);
@@ -438,7 +449,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
             tf_proc_kill(self->slots[i].pid);
     for (int i = 0; self->slots && i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
-        s_kill_reap(s);
+        s_reap(s);
         s_slot_close(s);
         tf_fnslot_destroy(&s->fns); //  waits for a running map call
         if (s->task)
@@ -668,8 +679,6 @@ static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t d
     s->task = NULL;
     s->out.len = 0;
     s_slot_close(s);
-    s->pid = 0;
-    s->exited = false;
     s->kill_status = 0;
 }
 
@@ -837,8 +846,6 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
         status = WIFSIGNALED(st) ? TF_ST_SIGNAL : TF_ST_EXIT;
         detail = (uint32_t)(WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     }
-    s->pid = 0;
-    s->exited = false;
     s_slot_close(s);
     s_task_t *head = status == TF_ST_REQUEUE ? NULL : s_q_pop(&s->outstanding);
     if (head) {
@@ -863,6 +870,15 @@ static void s_pipe_down(tf_worker_t *self, s_slot_t *s, int status, uint32_t det
     s->rscan = 0;
 }
 
+//  Item `t` becomes the one slot `s`'s co-process works on (the oldest
+//  unanswered): its run time, --timeout and the probe/stall watch start now.
+static void s_head_started(tf_worker_t *self, s_slot_t *s, s_task_t *t)
+{
+    s->head_since_ms = self->now_us / 1000;
+    s->waiting_since_ms = 0;
+    t->start_us = self->now_us;
+}
+
 //  Feeds queued items to slot `s`'s co-process, up to `depth` unanswered.
 static void s_pipe_feed(tf_worker_t *self, s_slot_t *s, size_t depth)
 {
@@ -883,11 +899,8 @@ static void s_pipe_feed(tf_worker_t *self, s_slot_t *s, size_t depth)
         memcpy(s->wbuf.data + s->wbuf.len, t->data, t->len);
         s->wbuf.len += t->len;
         s->wbuf.data[s->wbuf.len++] = (uint8_t)self->delim;
-        if (s->outstanding.count == 0) {
-            s->head_since_ms = self->now_us / 1000;
-            s->waiting_since_ms = 0;
-            t->start_us = self->now_us;
-        }
+        if (s->outstanding.count == 0)
+            s_head_started(self, s, t);
         s_q_push(&s->outstanding, t);
     }
 }
@@ -912,11 +925,8 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
             s_result_add(self, t, s->rbuf.data + start, end - start);
             s_report(self, t, TF_ST_OK, 0);
             s_task_free(self->slab, t);
-            if (s->outstanding.head) {
-                s->head_since_ms = self->now_us / 1000;
-                s->waiting_since_ms = 0;
-                s->outstanding.head->start_us = self->now_us;
-            }
+            if (s->outstanding.head)
+                s_head_started(self, s, s->outstanding.head);
         }
         start = end;
         s->rscan = start;
@@ -1018,9 +1028,8 @@ static bool s_waiting_for(s_slot_t *s, int64_t now, int64_t ms)
 //  buffering through --no-pty) or does not write one line per item. The
 //  state must last S_PROBE_CONFIRM_MS: a program that answered a moment ago
 //  and is back in read() is not mistaken for one that buffers.
-static void s_check_probes(tf_worker_t *self)
+static void s_check_probes(tf_worker_t *self, int64_t now)
 {
-    int64_t now = tf_now_ms();
     for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
         if (!s->probing || !s_waiting_for(s, now, S_PROBE_CONFIRM_MS))
@@ -1038,7 +1047,7 @@ static void s_check_probes(tf_worker_t *self)
 static void s_check_stalls(tf_worker_t *self)
 {
     int64_t now = tf_now_ms();
-    s_check_probes(self);
+    s_check_probes(self, now);
     if (!self->pipe || now < self->next_stall_check)
         return;
     self->next_stall_check = now + S_STALL_CHECK_MS;
@@ -1313,6 +1322,7 @@ static long s_poll_timeout(tf_worker_t *self)
         if (at != INT64_MAX && at > self->now_us)
             wake = s_min64(wake, (at + 999) / 1000);
     }
+    bool answers_owed = false; //  some co-process has unanswered items
     for (int i = 0; i < self->nslots; i++) {
         const s_slot_t *s = &self->slots[i];
         if (s->pid > 0 && s->pidfd < 0)
@@ -1324,12 +1334,14 @@ static long s_poll_timeout(tf_worker_t *self)
         }
         if (s->outstanding.count == 0)
             continue;
+        answers_owed = true;
         if (s->probing)
             wake = s_min64(wake, now + 1); //  the probe looks every millisecond
-        wake = s_min64(wake, self->next_stall_check);
         if (self->timeout_ms > 0)
             wake = s_min64(wake, s->head_since_ms + self->timeout_ms); //  --timeout
     }
+    if (answers_owed)
+        wake = s_min64(wake, self->next_stall_check);
     return wake > now ? (long)(wake - now) : 0;
 }
 
