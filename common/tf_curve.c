@@ -163,19 +163,23 @@ tf_curve_client_t *tf_curve_client_new(const char *client_key_file, const char *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    zcert_t *server = NULL;
     self->mine = s_load(client_key_file, "--curve-client-key", err, errlen);
-    if (self->mine && !s_has_secret(self->mine))
+    if (!self->mine)
+        goto fail;
+    if (!s_has_secret(self->mine)) {
         snprintf(err, errlen, "--curve-client-key: '%s' holds no secret key (use NAME_secret)",
                  client_key_file);
-    else if (self->mine) {
-        zcert_t *server = s_load(server_public_file, "--curve-server-public", err, errlen);
-        if (server) {
-            snprintf(self->server_public, sizeof self->server_public, "%s",
-                     zcert_public_txt(server));
-            zcert_destroy(&server);
-            return self;
-        }
+        goto fail;
     }
+    server = s_load(server_public_file, "--curve-server-public", err, errlen);
+    if (!server)
+        goto fail;
+    snprintf(self->server_public, sizeof self->server_public, "%s", zcert_public_txt(server));
+    zcert_destroy(&server);
+    return self;
+
+fail:
     tf_curve_client_destroy(&self);
     return NULL;
 }

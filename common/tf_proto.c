@@ -289,22 +289,25 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
 //  --------------------------------------------------------------------------
 //  Body decoders (input already validated)
 
-static void s_get_str(const uint8_t *p, char *out, size_t cap)
+//  Copies the short string at `p` into `out` (cut to fit). Returns the bytes
+//  it takes on the wire: what follows it starts there.
+static size_t s_get_str(const uint8_t *p, char *out, size_t cap)
 {
+    size_t wire = 1 + (size_t)p[0];
     size_t n = p[0];
     if (n >= cap)
         n = cap - 1;
     memcpy(out, p + 1, n);
     out[n] = '\0';
+    return wire;
 }
 
 void tf_proto_get_hello(const uint8_t *data, size_t size, tf_hello_t *out)
 {
     const uint8_t *p = data + TF_HDR_SIZE;
     out->slots = tf_get_u32(p);
-    s_get_str(p + 4, out->name, sizeof out->name);
-    size_t end = TF_HDR_SIZE + 4 + 1 + (size_t)p[4]; //  after the name
-    out->credit = size >= end + 4 ? tf_get_u32(data + end) : 0;
+    size_t end = TF_HDR_SIZE + 4 + s_get_str(p + 4, out->name, sizeof out->name);
+    out->credit = size >= end + 4 ? tf_get_u32(data + end) : 0; //  optional
 }
 
 void tf_proto_get_welcome(const uint8_t *data, size_t size, tf_welcome_t *out)

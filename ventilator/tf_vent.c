@@ -74,7 +74,6 @@ struct _tf_vent_t {
     int64_t end_sent_ms;
     uint64_t resume_from; //  items below are committed by an earlier run
     bool partial;         //  stopped before the input's end
-    bool workers_told;    //  JOB_END sent
     uint64_t end_total;
     int rr; //  round-robin start for dispatch
     tf_limits_t limits;
@@ -406,8 +405,10 @@ static bool s_read_input(tf_vent_t *self)
         if (self->source) {
             line = tf_window_next(self->window) + 1;
             st = self->source(self->source_arg, line - 1, &data, &len) ? TF_RD_ITEM : TF_RD_EOF;
-            if (st == TF_RD_ITEM && len > (size_t)self->cfg->max_item)
-                st = TF_RD_TOOLONG;
+            if (st == TF_RD_ITEM && len > (size_t)self->cfg->max_item) {
+                st = TF_RD_TOOLONG; //  like the reader: a skipped item has no data
+                len = 0;
+            }
         } else
             st = tf_reader_next(self->reader, &data, &len, &line);
         if (st == TF_RD_AGAIN) {
@@ -421,9 +422,8 @@ static bool s_read_input(tf_vent_t *self)
             tf_info("ventilator: input done, %llu items", (unsigned long long)self->total);
             return false;
         }
-        //  A skipped (too long) item enters with no data: it only fails.
-        size_t item_len = st == TF_RD_ITEM ? len : 0;
-        if (!tf_window_has_room(self->window, item_len)) {
+        //  A skipped (too long) item enters with no data (len 0): it only fails.
+        if (!tf_window_has_room(self->window, len)) {
             //  Over the byte budget: wait for acks. The reader keeps the item.
             if (!self->source)
                 tf_reader_unget(self->reader);
@@ -438,16 +438,16 @@ static bool s_read_input(tf_vent_t *self)
         }
         uint8_t *copy = NULL;
         void *block = NULL;
-        if (item_len > 0) {
-            copy = tf_slab_alloc(self->slab, item_len, &block);
+        if (len > 0) {
+            copy = tf_slab_alloc(self->slab, len, &block);
             if (!copy) {
                 if (!self->source)
                     tf_reader_unget(self->reader);
                 return false;
             }
-            memcpy(copy, data, item_len);
+            memcpy(copy, data, len);
         }
-        tf_window_push_block(self->window, seq, copy, (uint32_t)item_len, block);
+        tf_window_push_block(self->window, seq, copy, (uint32_t)len, block);
         self->stats.items++;
         if (st == TF_RD_TOOLONG) {
             tf_slot_t *slot = tf_window_get(self->window, seq);
@@ -876,9 +876,6 @@ static void s_timers(tf_vent_t *self)
 //  Tells every worker the job is over (they leave, or wait for the next).
 static void s_job_end_workers(tf_vent_t *self)
 {
-    if (self->workers_told)
-        return;
-    self->workers_told = true;
     for (uint32_t i = 0; i < self->npeers; i++) {
         s_peer_t *p = &self->peers[i];
         if (p->used && !p->is_sink && tf_enc_job_end(&self->out, self->job) == 0)
@@ -888,14 +885,24 @@ static void s_job_end_workers(tf_vent_t *self)
 
 static void s_send_end(tf_vent_t *self)
 {
-    //  Nothing is leased any more: the workers may go while the sink flushes.
-    s_job_end_workers(self);
     if (self->sink < 0)
         return;
     if (tf_enc_end(&self->out, self->job, self->end_total, self->stats.failed,
                    self->partial ? TF_END_PARTIAL : 0) == 0)
         s_send(self, self->sink, &self->out);
     self->end_sent_ms = tf_now_ms();
+}
+
+//  No item is leased or in flight any more (or draining gave up): the workers
+//  are told the job is over once, and may go while the sink writes; the sink
+//  gets END (again every two heartbeats until it says FINISHED).
+static void s_enter_ending(tf_vent_t *self, uint64_t end_total, bool partial)
+{
+    self->phase = S_ENDING;
+    self->end_total = end_total;
+    self->partial = partial;
+    s_job_end_workers(self);
+    s_send_end(self);
 }
 
 static void s_phase(tf_vent_t *self)
@@ -911,9 +918,7 @@ static void s_phase(tf_vent_t *self)
                                2 * self->cfg->heartbeat_timeout_ms + self->cfg->ack_timeout_ms;
     }
     if (self->phase == S_RUNNING && self->input_done && tf_window_inflight(self->window) == 0) {
-        self->phase = S_ENDING;
-        self->end_total = self->total;
-        s_send_end(self);
+        s_enter_ending(self, self->total, false);
     }
     if (self->phase == S_DRAINING) {
         //  Done when nothing is leased or awaiting an ack any more. Nothing
@@ -931,11 +936,8 @@ static void s_phase(tf_vent_t *self)
         }
         self->drain_from = s;
         if (!busy || now >= self->drain_deadline) {
-            self->phase = S_ENDING;
             //  Everything below base is acknowledged: the sink writes that prefix.
-            self->end_total = tf_window_base(self->window);
-            self->partial = true;
-            s_send_end(self);
+            s_enter_ending(self, tf_window_base(self->window), true);
         }
     }
     if (self->phase == S_ENDING && now - self->end_sent_ms > self->cfg->heartbeat_ms * 2)
@@ -990,8 +992,10 @@ int tf_vent_run(tf_vent_t *self)
             self->tick(self, self->tick_arg);
     }
     self->stats.wall_ms = tf_now_ms() - self->start_ms;
-    //  Tell the workers the job is over so they can take the next one.
-    s_job_end_workers(self);
+    //  Ended without ENDING (aborted, interrupted before the end): tell the
+    //  workers the job is over so they can take the next one.
+    if (self->phase < S_ENDING)
+        s_job_end_workers(self);
     tf_progress_finish(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
     if (self->phase != S_FINISHED)
         return tf_interrupted() ? 130 : 2;
@@ -1004,9 +1008,7 @@ int tf_vent_run(tf_vent_t *self)
 
 int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_malformed)
 {
-    cJSON *root = cJSON_CreateObject();
-    if (!root)
-        return -1;
+    cJSON *root = cJSON_CreateObject(); //  NULL: tf_stats_write_json reports it
     const tf_vent_stats_t *st = &self->stats;
     double secs = st->wall_ms > 0 ? (double)st->wall_ms / 1000.0 : 0.001;
     cJSON_AddNumberToObject(root, "version", 1);
