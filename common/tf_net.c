@@ -1,8 +1,10 @@
 /*  tf_net.c -- ZeroMQ plumbing shared by ventilator, worker and sink. */
 #include "tf_net.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void tf_rx_init(tf_rx_t *rx)
 {
@@ -105,6 +107,55 @@ void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
         zsock_set_reconnect_ivl(sock, 20);
         zsock_set_reconnect_ivl_max(sock, 250);
     }
+}
+
+zsock_t *tf_net_watch_drops(zsock_t *sock)
+{
+    static atomic_uint counter;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://tf-drops-%d-%u", (int)getpid(),
+             atomic_fetch_add(&counter, 1));
+    if (zmq_socket_monitor(zsock_resolve(sock), ep, ZMQ_EVENT_DISCONNECTED) != 0)
+        return NULL;
+    zsock_t *watch = zsock_new(ZMQ_PAIR);
+    if (watch && zsock_connect(watch, "%s", ep) == 0)
+        return watch;
+    zsock_destroy(&watch);
+    zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
+    return NULL;
+}
+
+int tf_net_drops(zsock_t *watch)
+{
+    int drops = 0;
+    void *s = zsock_resolve(watch);
+    for (;;) {
+        //  An event is two frames: event number + value, then the endpoint.
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return drops;
+        }
+        bool more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, s, 0) < 0)
+                more = false;
+            else
+                more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        drops++;
+    }
+}
+
+void tf_net_unwatch(zsock_t *sock, zsock_t **watch_p)
+{
+    if (sock && *watch_p)
+        zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
+    zsock_destroy(watch_p);
 }
 
 void tf_net_host_of(const char *endpoint, char *out, size_t cap)

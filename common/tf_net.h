@@ -49,6 +49,15 @@ void tf_net_setup(zsock_t *sock, int64_t maxmsgsize);
 //  Reconnection timing for a connecting socket: fast for ipc:// peers that
 //  start beside us, backing off for remote ones.
 void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint);
+//  Watches `sock` for dropped connections (reset, closed by the peer; on
+//  a bound socket, any of its peers'): returns a PAIR socket that turns
+//  readable on each drop, or NULL. ZeroMQ reconnects by itself, but what
+//  was queued on the old connection is gone; the watch lets the caller
+//  notice. Undo with tf_net_unwatch before destroying `sock`.
+zsock_t *tf_net_watch_drops(zsock_t *sock);
+//  Takes the waiting drop events off `watch`; returns how many.
+int tf_net_drops(zsock_t *watch);
+void tf_net_unwatch(zsock_t *sock, zsock_t **watch_p);
 //  Replaces a wildcard host (tcp://*:P, tcp://0.0.0.0:P) of `endpoint` with
 //  `host`; copies otherwise. Returns 0, -1 when it does not fit `cap`.
 int tf_net_fill_host(const char *endpoint, const char *host, char *out, size_t cap);

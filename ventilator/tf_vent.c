@@ -26,6 +26,9 @@
 #define S_BATCH_BYTES (1u << 20)
 //  Peers remembered per job (for the report); HELLOs beyond are ignored.
 #define S_MAX_PEERS 65536
+//  A dropped connection makes the ventilator probe every worker (a heartbeat
+//  each), at most this often: peers can drop their connections at will.
+#define S_PROBE_GAP_MS 20
 
 typedef struct {
     bool used;
@@ -47,6 +50,7 @@ typedef enum { S_RUNNING, S_DRAINING, S_ENDING, S_FINISHED } s_phase_t;
 struct _tf_vent_t {
     const tf_config_t *cfg;
     zsock_t *router;
+    zsock_t *drops; //  the router's dropped connections (tf_net_watch_drops)
     tf_window_t *window;
     tf_slab_t *slab; //  item copies
     tf_reader_t *reader;
@@ -81,6 +85,8 @@ struct _tf_vent_t {
     tf_buf_t skip; //  pending SKIP batch
     uint32_t skip_count;
     int64_t next_hb;
+    int64_t probe_at;   //  s_probe_workers due (0: not)
+    int64_t last_probe; //  when it last ran
     int64_t next_scan;
     int64_t scan_now; //  clock of the current deadline scan
     int64_t start_ms;
@@ -173,6 +179,12 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->router, 16 << 20);
     zsock_set_router_mandatory(self->router, 1);
+    //  A worker's connection that drops takes whatever was queued on it;
+    //  the worker starts a new session at once, and the probe this watch
+    //  triggers (s_probe_workers) finds the old one gone and re-queues its
+    //  leases without waiting for the next heartbeat. Optional: without it
+    //  the heartbeat finds it later.
+    self->drops = tf_net_watch_drops(self->router);
     if (cfg->curve_server_key &&
         tf_curve_server(self->router, cfg->curve_server_key, cfg->curve_allow, err, errlen))
         goto fail;
@@ -193,6 +205,7 @@ void tf_vent_destroy(tf_vent_t **self_p)
         return;
     tf_vent_t *self = *self_p;
     tf_rx_close(&self->rx);
+    tf_net_unwatch(self->router, &self->drops);
     zsock_destroy(&self->router);
     tf_window_destroy(&self->window); //  releases item copies: before the slab
     tf_slab_destroy(&self->slab);
@@ -322,6 +335,11 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
         self->sink = -1;
         self->sink_ep[0] = '\0';
+    } else if (self->phase >= S_ENDING) {
+        //  Told the job is over (nothing is leased by then): leaving is
+        //  what it should do, not a loss.
+        tf_debug("ventilator: worker %s left (%s)", p->name, why);
+        self->nworkers--;
     } else {
         int64_t silent = tf_now_ms() - p->last_heard;
         tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued", p->name, why, p->leased);
@@ -847,22 +865,45 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
     }
 }
 
+//  A heartbeat to peer i; a peer without a connection any more (the send
+//  fails with EHOSTUNREACH under ROUTER_MANDATORY) is lost.
+static void s_heartbeat_peer(tf_vent_t *self, uint32_t i)
+{
+    if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out) &&
+        zmq_errno() == EHOSTUNREACH)
+        s_peer_remove(self, (int)i, "disconnected");
+}
+
+//  After a dropped connection (tf_net_watch_drops): a joined worker whose
+//  connection it was has moved to a new session on a new socket, so its
+//  old routing id has no connection any more, and a heartbeat finds it now
+//  rather than at the next beat. The sink keeps its routing id across
+//  reconnects: it is left to the regular heartbeat.
+static void s_probe_workers(tf_vent_t *self)
+{
+    for (uint32_t i = 0; i < self->npeers; i++)
+        if (self->peers[i].used && !self->peers[i].is_sink)
+            s_heartbeat_peer(self, i);
+}
+
 static void s_timers(tf_vent_t *self)
 {
     int64_t now = tf_now_ms();
+    if (self->probe_at && now >= self->probe_at) {
+        self->probe_at = 0;
+        self->last_probe = now;
+        s_probe_workers(self);
+    }
     if (now >= self->next_hb) {
         self->next_hb = now + self->cfg->heartbeat_ms;
         for (uint32_t i = 0; i < self->npeers; i++) {
             s_peer_t *p = &self->peers[i];
             if (!p->used)
                 continue;
-            if (now - p->last_heard > self->cfg->heartbeat_timeout_ms) {
+            if (now - p->last_heard > self->cfg->heartbeat_timeout_ms)
                 s_peer_remove(self, (int)i, "no heartbeat");
-                continue;
-            }
-            if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out))
-                if (zmq_errno() == EHOSTUNREACH)
-                    s_peer_remove(self, (int)i, "disconnected");
+            else
+                s_heartbeat_peer(self, i);
         }
         tf_progress_update(&self->progress, self->stats.done, self->stats.failed, self->nworkers);
     }
@@ -963,29 +1004,44 @@ int tf_vent_run(tf_vent_t *self)
             break;
         bool want_input = !self->source && !self->input_done && self->need_input &&
                           tf_window_has_room(self->window, 0);
-        zmq_pollitem_t items[3] = {{handle, 0, ZMQ_POLLIN, 0},
-                                   {NULL, tf_signal_fd(), ZMQ_POLLIN, 0},
-                                   {NULL, self->in_fd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[4];
+        size_t n = 0;
+        items[n++] = (zmq_pollitem_t){handle, 0, ZMQ_POLLIN, 0};
+        //  The signal pipe only until the first signal: then we drain.
+        if (tf_signal_fd() >= 0 && !tf_interrupted())
+            items[n++] = (zmq_pollitem_t){NULL, tf_signal_fd(), ZMQ_POLLIN, 0};
+        zmq_pollitem_t *in = NULL, *drop = NULL;
+        if (want_input) {
+            in = &items[n++];
+            *in = (zmq_pollitem_t){NULL, self->in_fd, ZMQ_POLLIN, 0};
+        }
+        if (self->drops) {
+            drop = &items[n++];
+            *drop = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
+        }
         int64_t now = tf_now_ms();
         int64_t wake = self->next_scan < self->next_hb ? self->next_scan : self->next_hb;
+        if (self->probe_at && self->probe_at < wake)
+            wake = self->probe_at;
         int64_t timeout = wake - now;
         if (timeout < 0 || more_input)
             timeout = 0;
-        //  The signal pipe only until the first signal: then we drain.
-        bool watch_signal = tf_signal_fd() >= 0 && !tf_interrupted();
-        if (!watch_signal)
-            items[1] = items[2];
-        int rc = zmq_poll(items, 1 + (watch_signal ? 1 : 0) + (want_input ? 1 : 0), (long)timeout);
+        int rc = zmq_poll(items, (int)n, (long)timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             tf_error("ventilator: poll failed: %s", zmq_strerror(zmq_errno()));
             break;
         }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_handle(self);
-        zmq_pollitem_t *in_item = &items[watch_signal ? 2 : 1];
-        if (rc > 0 && want_input && (in_item->revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+        if (rc > 0 && in && (in->revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
             s_fill_input(self);
             self->need_input = false;
+        }
+        if (rc > 0 && drop && (drop->revents & ZMQ_POLLIN) && tf_net_drops(self->drops) > 0 &&
+            !self->probe_at) {
+            int64_t t = tf_now_ms();
+            self->probe_at =
+                self->last_probe + S_PROBE_GAP_MS > t ? self->last_probe + S_PROBE_GAP_MS : t;
         }
         s_timers(self);
         if (self->tick)

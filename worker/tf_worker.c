@@ -167,6 +167,7 @@ struct _tf_worker_t {
     s_slot_t *slots;
     //  session with the ventilator
     zsock_t *dealer;
+    zsock_t *drops; //  the dealer's dropped connections (tf_net_watch_drops)
     zsock_t *push;
     char push_ep[TF_MAX_ENDPOINT + 1];
     char vent_host[256];
@@ -463,6 +464,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
     s_q_clear(self->slab, &self->queue);
     tf_slab_destroy(&self->slab);
     tf_rx_close(&self->rx);
+    tf_net_unwatch(self->dealer, &self->drops);
     zsock_destroy(&self->dealer);
     zsock_destroy(&self->push);
     tf_buf_free(&self->results);
@@ -1092,11 +1094,16 @@ static void s_curve(tf_worker_t *self, zsock_t *sock)
 
 static void s_session_new(tf_worker_t *self)
 {
+    tf_net_unwatch(self->dealer, &self->drops);
     zsock_destroy(&self->dealer);
     self->dealer = zsock_new(ZMQ_DEALER);
     if (!self->dealer)
         return;
     tf_net_setup(self->dealer, (int64_t)self->cfg->max_item + (4 << 20));
+    //  ZeroMQ reconnects a dropped connection by itself, but what was in
+    //  flight on it (TASKS, REPORTs) is gone, and the two ends would keep
+    //  different counts of credit and leases. A drop ends the session.
+    self->drops = tf_net_watch_drops(self->dealer);
     //  A fresh routing id per session: the ventilator sees a new worker,
     //  and messages of the old session cannot be mistaken for this one.
     char rid[320];
@@ -1427,7 +1434,7 @@ int tf_worker_run(tf_worker_t *self)
         tf_error("worker: cannot create socket");
         return 2;
     }
-    size_t cap = 2 + 4 * (size_t)self->nslots;
+    size_t cap = 3 + 4 * (size_t)self->nslots;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     int *owner = calloc(cap, sizeof *owner);
     int *role = calloc(cap, sizeof *role);
@@ -1496,6 +1503,11 @@ int tf_worker_run(tf_worker_t *self)
             owner[n] = -1;
             role[n++] = 4;
         }
+        if (self->drops) {
+            items[n] = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
+            owner[n] = -1;
+            role[n++] = 5;
+        }
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *s = &self->slots[i];
             int wfd = self->pipe ? (s->wbuf.len > 0 ? s->wfd : -1) : s->in_fd;
@@ -1523,6 +1535,7 @@ int tf_worker_run(tf_worker_t *self)
             }
         }
         long timeout = s_poll_timeout(self);
+        bool dropped = false;
         int r = zmq_poll(items, (int)n, timeout);
         self->now_us = tf_now_us();
         if (r < 0 && zmq_errno() != EINTR) {
@@ -1538,6 +1551,10 @@ int tf_worker_run(tf_worker_t *self)
                     continue;
                 if (role[k] == 4)
                     continue; //  a signal: the loop top sees it
+                if (role[k] == 5) {
+                    dropped = tf_net_drops(self->drops) > 0;
+                    continue;
+                }
                 s_slot_t *s = &self->slots[owner[k]];
                 if (role[k] == 3) {
                     s_fn_collect(self, s);
@@ -1558,6 +1575,11 @@ int tf_worker_run(tf_worker_t *self)
             if (items[0].revents & ZMQ_POLLIN)
                 if (s_on_ventilator(self) < 0)
                     leaving = true; //  --once and the job is over
+            if (dropped && self->state == S_ACTIVE && !leaving) {
+                //  While joining, ZeroMQ's reconnect and the next HELLO do.
+                tf_warn("worker: connection to the ventilator dropped, starting a new session");
+                s_session_new(self);
+            }
         }
         if (!self->pipe && !self->fnmode)
             for (int i = 0; i < self->nslots; i++)

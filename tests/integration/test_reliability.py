@@ -14,6 +14,11 @@ reference computed in Python:
   * SIGTERM (to `run`) and SIGINT (to its process group) drain: exit 130,
     an exact prefix, then --resume completes; a second signal exits at once;
   * CURVE: an unauthorised worker gets nothing, `run --curve-server-key`.
+  * connection resets: the worker's link to the ventilator goes through a
+    proxy that resets (RST) every connection a fraction of a second after
+    it opens; with a heartbeat timeout far longer than the job, only the
+    drop watch (not the heartbeat) can get the lost TASKS and REPORTs
+    moving again.
 
 Environment: TASKFARM (binary), TF_SEED (seed; printed), TF_CHAOS_ROUNDS.
 Run: python3 tests/integration/test_reliability.py [-v] [Test.test_name]
@@ -26,6 +31,8 @@ import random
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -967,6 +974,121 @@ class CurveTest(ReliabilityBase):
         err = err.decode("utf-8", "replace")
         self.assertEqual(rc, 0, err[-2000:])
         self.assertBytesEqual(out, b"".join(it + b"\n" for it in items))
+
+# ---------------------------------------------------------------------------
+
+
+class ResetProxy:
+    """A TCP proxy on 127.0.0.1 that aborts (RST, SO_LINGER 0) each
+    connection `lo`..`hi` seconds after accepting it, while `resetting`;
+    afterwards it only forwards. Counts the resets it made."""
+
+    def __init__(self, upstream_port, rng, lo, hi):
+        self.upstream = upstream_port
+        self.rng, self.lo, self.hi = rng, lo, hi
+        self.resetting = True
+        self.resets = 0
+        self.lock = threading.Lock()
+        self.conns = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    @staticmethod
+    def abort(sock):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    @staticmethod
+    def pump(src, dst, dead):
+        try:
+            while not dead.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        dead.set()
+
+    def accept_loop(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return  # closed
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            dead = threading.Event()
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b, dead), daemon=True).start()
+            threading.Thread(target=self.killer, args=(c, u, dead), daemon=True).start()
+
+    def killer(self, c, u, dead):
+        if not dead.wait(self.rng.uniform(self.lo, self.hi)) and self.resetting:
+            with self.lock:
+                self.resets += 1
+        elif not dead.is_set():
+            dead.wait()  # no more resets: forward until either side closes
+        self.abort(c)
+        self.abort(u)
+
+    def close(self):
+        self.resetting = False
+        with contextlib.suppress(OSError):
+            self.srv.close()
+        with self.lock:
+            for s in self.conns:
+                self.abort(s)
+
+
+class ConnectionResetTest(ReliabilityBase):
+
+    def test_worker_link_reset_again_and_again(self):
+        """Every connection from the worker to the ventilator is reset
+        0.3-0.8 s after it opens, for the first 4 s of a ~3 s job: TASKS
+        and REPORTs in flight are lost each time. The heartbeat timeout
+        (60 s) is longer than the test's bound, so only noticing the drops
+        themselves (worker: new session; ventilator: probe, re-queue) gets
+        the job through; the output must still equal the reference."""
+        n = 600
+        items = random_items(self.rng, n, numbered=True)
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp = self.path("out.txt")
+        vport, sep = h.free_port(), h.tcp_endpoint()
+        vep = "tcp://127.0.0.1:%d" % vport
+        slow_hb = ["--heartbeat", "0.5", "--heartbeat-timeout", "60"]
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--no-progress", *slow_hb)
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp, *slow_hb)
+        proxy = ResetProxy(vport, self.rng, 0.3, 0.8)
+        self.addCleanup(proxy.close)
+        script = 'while IFS= read -r l; do sleep 0.02; printf "%s\\n" "$l"; done'
+        worker = self.start_tf("worker", "--connect", "tcp://127.0.0.1:%d" % proxy.port,
+                               "--once", "-j", "4", "--pipe", "--", "sh", "-c", script)
+        threading.Timer(4.0, lambda: setattr(proxy, "resetting", False)).start()
+        #  Bound: a session that waited for the heartbeat timeout instead
+        #  would take 60 s; the job itself takes about 3 s.
+        rc = self.wait_rc(vent, 45, "ventilator (lost items waiting for a 60 s heartbeat?)")
+        self.assertEqual(rc, 0, self.stderr_of(vent)[-2000:])
+        self.assertEqual(self.wait_rc(sink, 30, "sink"), 0)
+        self.assertEqual(self.wait_rc(worker, 30, "worker"), 0)
+        self.assertBytesEqual(h.read(outp), b"".join(it + b"\n" for it in items))
+        werr = self.stderr_of(worker)
+        log("%d reset(s); worker sessions after a drop: %d"
+            % (proxy.resets, werr.count("dropped, starting a new session")))
+        self.assertGreater(proxy.resets, 0, "the proxy never reset a connection")
+        self.assertIn("connection to the ventilator dropped, starting a new session", werr)
+        self.assertNotIn("ventilator silent", werr)
 
 
 if __name__ == "__main__":
