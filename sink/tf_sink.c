@@ -28,6 +28,8 @@ struct _tf_sink_t {
     const tf_config_t *cfg;
     zsock_t *pull;   //  results from workers
     zsock_t *dealer; //  to the ventilator
+    zsock_t *drops;  //  the dealer's dropped connections (tf_net_watch_drops)
+    uint32_t window; //  the job's window (SINK_WELCOME)
     char ventilator[TF_MAX_ENDPOINT + 1];
     char advertise[TF_MAX_ENDPOINT + 1];
     char last_ep[TF_MAX_ENDPOINT + 1];
@@ -135,6 +137,10 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->pull, cfg->max_result + (1 << 20));
     tf_net_setup(self->dealer, 1 << 20);
+    //  ACKs queued on a connection that drops are lost with it; noticing
+    //  lets us send them again (s_reack_all) instead of having the items
+    //  run again after --ack-timeout. Optional.
+    self->drops = tf_net_watch_drops(self->dealer);
     if (cfg->curve_server_key &&
         tf_curve_server(self->pull, cfg->curve_server_key, cfg->curve_allow, err, errlen))
         goto fail;
@@ -164,6 +170,7 @@ void tf_sink_destroy(tf_sink_t **self_p)
     tf_sink_t *self = *self_p;
     tf_rx_close(&self->rx);
     zsock_destroy(&self->pull);
+    tf_net_unwatch(self->dealer, &self->drops);
     zsock_destroy(&self->dealer);
     tf_reorder_destroy(&self->reorder);
     tf_journal_close(&self->journal);
@@ -337,6 +344,23 @@ static void s_ack(tf_sink_t *self, uint64_t seq)
     self->ack_len = 1;
 }
 
+//  Acknowledges again everything the ventilator may still wait for: every
+//  seq released within a window below `next` (the ventilator's window
+//  cannot start lower) and every result held. For when acks may have been
+//  lost: a dropped connection, or a ventilator that had forgotten us.
+static void s_reack_all(tf_sink_t *self)
+{
+    if (!self->reorder)
+        return;
+    uint64_t next = tf_reorder_next(self->reorder);
+    for (uint64_t s = next > self->window ? next - self->window : 0; s < next; s++)
+        s_ack(self, s);
+    for (uint64_t s = next; s < next + self->window; s++)
+        if (tf_reorder_seen(self->reorder, s))
+            s_ack(self, s);
+    s_ack_flush(self);
+}
+
 //  --------------------------------------------------------------------------
 //  Incoming
 
@@ -440,9 +464,11 @@ static void s_on_control(tf_sink_t *self)
                 self->hb_ivl = w.hb_ivl_ms;
                 self->hb_timeout = w.hb_timeout_ms;
                 self->welcomed = true;
+                self->window = w.window;
                 tf_info("sink: joined job %016llx, window %u", (unsigned long long)self->job,
                         w.window);
-            }
+            } else
+                s_reack_all(self); //  registered again: acks sent meanwhile were dropped
             self->last_heard = tf_now_ms();
             continue;
         }
@@ -516,10 +542,15 @@ int tf_sink_run(tf_sink_t *self)
             s_send_hello(self);
             self->next_hello = now + self->hb_ivl;
         }
-        zmq_pollitem_t items[3] = {{h_pull, 0, ZMQ_POLLIN, 0},
-                                   {h_dealer, 0, ZMQ_POLLIN, 0},
-                                   {NULL, tf_signal_fd(), ZMQ_POLLIN, 0}};
-        int nitems = !self->embedded && tf_signal_fd() >= 0 ? 3 : 2;
+        zmq_pollitem_t items[4] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
+        int nitems = 2;
+        zmq_pollitem_t *drop = NULL;
+        if (self->drops) {
+            drop = &items[nitems++];
+            *drop = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
+        }
+        if (!self->embedded && tf_signal_fd() >= 0)
+            items[nitems++] = (zmq_pollitem_t){NULL, tf_signal_fd(), ZMQ_POLLIN, 0};
         //  No sleep while output is buffered, so that it goes out soon.
         long timeout = self->obuf.len > 0 ? 0 : (long)self->hb_ivl / 2;
         int n = zmq_poll(items, nitems, timeout);
@@ -529,6 +560,11 @@ int tf_sink_run(tf_sink_t *self)
         }
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))
             s_on_control(self);
+        if (n > 0 && drop && (drop->revents & ZMQ_POLLIN) && tf_net_drops(self->drops) > 0 &&
+            self->welcomed) {
+            tf_debug("sink: connection to the ventilator dropped: acknowledging again");
+            s_reack_all(self);
+        }
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_on_results(self);
         if (self->reorder && tf_reorder_drain(self->reorder, s_write, self) < 0)

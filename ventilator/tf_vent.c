@@ -26,9 +26,12 @@
 #define S_BATCH_BYTES (1u << 20)
 //  Peers remembered per job (for the report); HELLOs beyond are ignored.
 #define S_MAX_PEERS 65536
-//  A dropped connection makes the ventilator probe every worker (a heartbeat
+//  A dropped connection makes the ventilator probe every peer (a heartbeat
 //  each), at most this often: peers can drop their connections at will.
 #define S_PROBE_GAP_MS 20
+//  ... and this long after the drop: ZeroMQ retires the connection's pipe
+//  a moment after it reports the drop.
+#define S_PROBE_DELAY_MS 2
 
 typedef struct {
     bool used;
@@ -85,7 +88,7 @@ struct _tf_vent_t {
     tf_buf_t skip; //  pending SKIP batch
     uint32_t skip_count;
     int64_t next_hb;
-    int64_t probe_at;   //  s_probe_workers due (0: not)
+    int64_t probe_at;   //  s_probe_peers due (0: not)
     int64_t last_probe; //  when it last ran
     int64_t next_scan;
     int64_t scan_now; //  clock of the current deadline scan
@@ -181,7 +184,7 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     zsock_set_router_mandatory(self->router, 1);
     //  A worker's connection that drops takes whatever was queued on it;
     //  the worker starts a new session at once, and the probe this watch
-    //  triggers (s_probe_workers) finds the old one gone and re-queues its
+    //  triggers (s_probe_peers) finds the old one gone and re-queues its
     //  leases without waiting for the next heartbeat. Optional: without it
     //  the heartbeat finds it later.
     self->drops = tf_net_watch_drops(self->router);
@@ -350,6 +353,15 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         self->nworkers--;
     }
     p->used = false;
+}
+
+//  A heartbeat to peer i; a peer without a connection any more (the send
+//  fails with EHOSTUNREACH under ROUTER_MANDATORY) is lost.
+static void s_heartbeat_peer(tf_vent_t *self, uint32_t i)
+{
+    if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out) &&
+        zmq_errno() == EHOSTUNREACH)
+        s_peer_remove(self, (int)i, "disconnected");
 }
 
 void tf_vent_worker_gone(tf_vent_t *self, const char *name)
@@ -724,9 +736,16 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
     }
     if (s < 0 && self->sink >= 0) {
         //  One sink per job: another one may take over only once this one
-        //  is lost (heartbeat), so a stranger cannot hijack the results.
-        s_malformed(self, "SINK_HELLO while a sink is registered");
-        return;
+        //  is lost, so a stranger cannot hijack the results. Our sink back
+        //  on a new connection (a new routing id) finds the old one gone:
+        //  the socket takes in the retired pipe (ZMQ_EVENTS), and a
+        //  heartbeat to it fails.
+        zsock_events(self->router);
+        s_heartbeat_peer(self, (uint32_t)self->sink);
+        if (self->sink >= 0) {
+            s_malformed(self, "SINK_HELLO while a sink is registered");
+            return;
+        }
     }
     if (s < 0) {
         s = s_peer_add(self, self->rx.rid, self->rx.rid_len);
@@ -794,8 +813,10 @@ static void s_handle(tf_vent_t *self)
         }
         int peer = s_peer_find(self, self->rx.rid, self->rx.rid_len);
         if (peer < 0 || hdr.job != self->job) {
-            //  Unknown session or another job: tell it to start over.
-            if (hdr.type == TF_MSG_REPORT || hdr.type == TF_MSG_HEARTBEAT) {
+            //  Unknown session or another job: tell it to start over (a
+            //  sink that came back on a new connection registers again).
+            if (hdr.type == TF_MSG_REPORT || hdr.type == TF_MSG_HEARTBEAT ||
+                hdr.type == TF_MSG_ACK) {
                 tf_enc_reset(&self->out, self->job, 1);
                 tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
                             self->out.len);
@@ -865,24 +886,18 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
     }
 }
 
-//  A heartbeat to peer i; a peer without a connection any more (the send
-//  fails with EHOSTUNREACH under ROUTER_MANDATORY) is lost.
-static void s_heartbeat_peer(tf_vent_t *self, uint32_t i)
+//  After a dropped connection (tf_net_watch_drops), a heartbeat to every
+//  peer finds the one whose connection it was at once rather than at the
+//  next beat: a joined worker has moved to a new session on a new socket,
+//  and the sink comes back under a new routing id, so the old one has no
+//  connection any more.
+static void s_probe_peers(tf_vent_t *self)
 {
-    if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out) &&
-        zmq_errno() == EHOSTUNREACH)
-        s_peer_remove(self, (int)i, "disconnected");
-}
-
-//  After a dropped connection (tf_net_watch_drops): a joined worker whose
-//  connection it was has moved to a new session on a new socket, so its
-//  old routing id has no connection any more, and a heartbeat finds it now
-//  rather than at the next beat. The sink keeps its routing id across
-//  reconnects: it is left to the regular heartbeat.
-static void s_probe_workers(tf_vent_t *self)
-{
+    //  ZMQ_EVENTS makes the socket take in its pending commands (the
+    //  retired pipe) at once; sends only do now and then.
+    zsock_events(self->router);
     for (uint32_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].used && !self->peers[i].is_sink)
+        if (self->peers[i].used)
             s_heartbeat_peer(self, i);
 }
 
@@ -892,7 +907,7 @@ static void s_timers(tf_vent_t *self)
     if (self->probe_at && now >= self->probe_at) {
         self->probe_at = 0;
         self->last_probe = now;
-        s_probe_workers(self);
+        s_probe_peers(self);
     }
     if (now >= self->next_hb) {
         self->next_hb = now + self->cfg->heartbeat_ms;
@@ -1039,7 +1054,7 @@ int tf_vent_run(tf_vent_t *self)
         }
         if (rc > 0 && drop && (drop->revents & ZMQ_POLLIN) && tf_net_drops(self->drops) > 0 &&
             !self->probe_at) {
-            int64_t t = tf_now_ms();
+            int64_t t = tf_now_ms() + S_PROBE_DELAY_MS;
             self->probe_at =
                 self->last_probe + S_PROBE_GAP_MS > t ? self->last_probe + S_PROBE_GAP_MS : t;
         }

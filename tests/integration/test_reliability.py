@@ -1054,26 +1054,27 @@ class ResetProxy:
 
 class ConnectionResetTest(ReliabilityBase):
 
-    def test_worker_link_reset_again_and_again(self):
-        """Every connection from the worker to the ventilator is reset
-        0.3-0.8 s after it opens, for the first 4 s of a ~3 s job: TASKS
-        and REPORTs in flight are lost each time. The heartbeat timeout
-        (60 s) is longer than the test's bound, so only noticing the drops
-        themselves (worker: new session; ventilator: probe, re-queue) gets
-        the job through; the output must still equal the reference."""
-        n = 600
+    def run_with_proxy(self, on, n=600, ack_timeout=None):
+        """A ventilator, a sink and a `worker -j 4 --pipe`; the link named
+        by `on` ("worker" or "sink") reaches the ventilator through a
+        ResetProxy that resets each connection 0.3-0.8 s after it opens,
+        for the first 4 s. Returns (worker stderr, resets, ventilator stats)."""
         items = random_items(self.rng, n, numbered=True)
         inp = h.write(self.path("in.txt"), h.join_lines(items))
-        outp = self.path("out.txt")
+        outp, stats = self.path("out.txt"), self.path("stats.json")
         vport, sep = h.free_port(), h.tcp_endpoint()
         vep = "tcp://127.0.0.1:%d" % vport
-        slow_hb = ["--heartbeat", "0.5", "--heartbeat-timeout", "60"]
-        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--no-progress", *slow_hb)
-        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp, *slow_hb)
         proxy = ResetProxy(vport, self.rng, 0.3, 0.8)
         self.addCleanup(proxy.close)
+        via = "tcp://127.0.0.1:%d" % proxy.port
+        slow_hb = ["--heartbeat", "0.5", "--heartbeat-timeout", "60"]
+        acks = ["--ack-timeout", str(ack_timeout)] if ack_timeout else []
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--no-progress",
+                             "--stats", stats, *slow_hb, *acks)
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", via if on == "sink" else vep,
+                             "-o", outp, *slow_hb)
         script = 'while IFS= read -r l; do sleep 0.02; printf "%s\\n" "$l"; done'
-        worker = self.start_tf("worker", "--connect", "tcp://127.0.0.1:%d" % proxy.port,
+        worker = self.start_tf("worker", "--connect", via if on == "worker" else vep,
                                "--once", "-j", "4", "--pipe", "--", "sh", "-c", script)
         threading.Timer(4.0, lambda: setattr(proxy, "resetting", False)).start()
         #  Bound: a session that waited for the heartbeat timeout instead
@@ -1083,10 +1084,29 @@ class ConnectionResetTest(ReliabilityBase):
         self.assertEqual(self.wait_rc(sink, 30, "sink"), 0)
         self.assertEqual(self.wait_rc(worker, 30, "worker"), 0)
         self.assertBytesEqual(h.read(outp), b"".join(it + b"\n" for it in items))
-        werr = self.stderr_of(worker)
-        log("%d reset(s); worker sessions after a drop: %d"
-            % (proxy.resets, werr.count("dropped, starting a new session")))
         self.assertGreater(proxy.resets, 0, "the proxy never reset a connection")
+        st = load_stats(stats)
+        self.assertIsNotNone(st, "no --stats written")
+        log("%s link: %d reset(s); %s" % (on, proxy.resets, stats_line(st)))
+        return self.stderr_of(worker), st
+
+    def test_sink_link_reset_again_and_again(self):
+        """The sink's link to the ventilator is reset again and again: the
+        ACKs lost with each connection are sent again (the sink notices the
+        drop, or is registered again), so no item runs a second time even
+        with an --ack-timeout shorter than the job."""
+        _, st = self.run_with_proxy("sink", ack_timeout=2)
+        self.assertEqual(st.get("resent_unacked"), 0, "items ran again for lost acks")
+
+    def test_worker_link_reset_again_and_again(self):
+        """Every connection from the worker to the ventilator is reset
+        0.3-0.8 s after it opens, for the first 4 s of a ~3 s job: TASKS
+        and REPORTs in flight are lost each time. The heartbeat timeout
+        (60 s) is longer than the test's bound, so only noticing the drops
+        themselves (worker: new session; ventilator: probe, re-queue) gets
+        the job through; the output must still equal the reference."""
+        werr, _ = self.run_with_proxy("worker")
+        log("worker sessions after a drop: %d" % werr.count("dropped, starting a new session"))
         self.assertIn("connection to the ventilator dropped, starting a new session", werr)
         self.assertNotIn("ventilator silent", werr)
 
