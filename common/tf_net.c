@@ -109,46 +109,56 @@ void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
     }
 }
 
-zsock_t *tf_net_watch_drops(zsock_t *sock)
+zsock_t *tf_net_watch(zsock_t *sock, int events)
 {
     static atomic_uint counter;
     char ep[64];
-    snprintf(ep, sizeof ep, "inproc://tf-drops-%d-%u", (int)getpid(),
+    snprintf(ep, sizeof ep, "inproc://tf-watch-%d-%u", (int)getpid(),
              atomic_fetch_add(&counter, 1));
-    if (zmq_socket_monitor(zsock_resolve(sock), ep, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(zsock_resolve(sock), ep, events) != 0)
         return NULL;
     zsock_t *watch = zsock_new(ZMQ_PAIR);
-    if (watch && zsock_connect(watch, "%s", ep) == 0)
-        return watch;
+    if (watch) {
+        //  ZeroMQ's I/O thread sends the events blocking: a full queue
+        //  would stall every socket of the process until we read.
+        zsock_set_rcvhwm(watch, 0);
+        if (zsock_connect(watch, "%s", ep) == 0)
+            return watch;
+    }
     zsock_destroy(&watch);
     zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
     return NULL;
 }
 
-int tf_net_drops(zsock_t *watch)
+int tf_net_watch_next(zsock_t *watch, int *event, int *value)
 {
-    int drops = 0;
+    //  An event is two frames: u16 event + u32 value, then the endpoint.
     void *s = zsock_resolve(watch);
-    for (;;) {
-        //  An event is two frames: event number + value, then the endpoint.
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return drops;
-        }
-        bool more = zmq_msg_more(&m);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&m);
-        while (more) {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) < 0)
-                more = false;
-            else
-                more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
-        drops++;
+        return -1;
     }
+    *event = 0;
+    *value = -1;
+    if (zmq_msg_size(&m) >= 6) {
+        const uint8_t *d = zmq_msg_data(&m);
+        uint16_t ev;
+        uint32_t v;
+        memcpy(&ev, d, sizeof ev);
+        memcpy(&v, d + 2, sizeof v);
+        *event = ev;
+        *value = (int)v;
+    }
+    bool more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) {
+        zmq_msg_init(&m);
+        more = zmq_msg_recv(&m, s, 0) >= 0 && zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    return 0;
 }
 
 void tf_net_unwatch(zsock_t *sock, zsock_t **watch_p)

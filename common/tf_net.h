@@ -49,14 +49,18 @@ void tf_net_setup(zsock_t *sock, int64_t maxmsgsize);
 //  Reconnection timing for a connecting socket: fast for ipc:// peers that
 //  start beside us, backing off for remote ones.
 void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint);
-//  Watches `sock` for dropped connections (reset, closed by the peer; on
-//  a bound socket, any of its peers'): returns a PAIR socket that turns
-//  readable on each drop, or NULL. ZeroMQ reconnects by itself, but what
-//  was queued on the old connection is gone; the watch lets the caller
-//  notice. Undo with tf_net_unwatch before destroying `sock`.
-zsock_t *tf_net_watch_drops(zsock_t *sock);
-//  Takes the waiting drop events off `watch`; returns how many.
-int tf_net_drops(zsock_t *watch);
+//  Watches `sock`'s connections (zmq_socket_monitor) for `events`, e.g.
+//  ZMQ_EVENT_DISCONNECTED: a connection dropped (reset, closed by the
+//  peer, a failed handshake, a stray connection to a bound socket). ZeroMQ
+//  reconnects by itself, but what was queued on the old connection is
+//  gone; the watch lets the caller notice. Returns a PAIR socket that turns
+//  readable when events wait, or NULL. Undo with tf_net_unwatch before
+//  destroying `sock`.
+zsock_t *tf_net_watch(zsock_t *sock, int events);
+//  Takes one event off `watch` without blocking: 0 with the event and its
+//  value (for connection events, the connection's file descriptor, as
+//  zmq_msg_get(ZMQ_SRCFD) gives for its messages), or -1 when none waits.
+int tf_net_watch_next(zsock_t *watch, int *event, int *value);
 void tf_net_unwatch(zsock_t *sock, zsock_t **watch_p);
 //  Replaces a wildcard host (tcp://*:P, tcp://0.0.0.0:P) of `endpoint` with
 //  `host`; copies otherwise. Returns 0, -1 when it does not fit `cap`.

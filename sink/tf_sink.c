@@ -23,13 +23,16 @@
 
 #define S_OUT_BUF (256 * 1024)
 #define S_MAX_ACK_RANGES 4096
+//  At most one SINK_HELLO this often in answer to RESETs.
+#define S_REJOIN_GAP_MS 50
 
 struct _tf_sink_t {
     const tf_config_t *cfg;
     zsock_t *pull;   //  results from workers
     zsock_t *dealer; //  to the ventilator
-    zsock_t *drops;  //  the dealer's dropped connections (tf_net_watch_drops)
     uint32_t window; //  the job's window (SINK_WELCOME)
+    bool rejoining;  //  told RESET: registering again (s_reack_all when done)
+    int64_t next_rejoin;
     char ventilator[TF_MAX_ENDPOINT + 1];
     char advertise[TF_MAX_ENDPOINT + 1];
     char last_ep[TF_MAX_ENDPOINT + 1];
@@ -137,10 +140,6 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->pull, cfg->max_result + (1 << 20));
     tf_net_setup(self->dealer, 1 << 20);
-    //  ACKs queued on a connection that drops are lost with it; noticing
-    //  lets us send them again (s_reack_all) instead of having the items
-    //  run again after --ack-timeout. Optional.
-    self->drops = tf_net_watch_drops(self->dealer);
     if (cfg->curve_server_key &&
         tf_curve_server(self->pull, cfg->curve_server_key, cfg->curve_allow, err, errlen))
         goto fail;
@@ -170,7 +169,6 @@ void tf_sink_destroy(tf_sink_t **self_p)
     tf_sink_t *self = *self_p;
     tf_rx_close(&self->rx);
     zsock_destroy(&self->pull);
-    tf_net_unwatch(self->dealer, &self->drops);
     zsock_destroy(&self->dealer);
     tf_reorder_destroy(&self->reorder);
     tf_journal_close(&self->journal);
@@ -347,7 +345,7 @@ static void s_ack(tf_sink_t *self, uint64_t seq)
 //  Acknowledges again everything the ventilator may still wait for: every
 //  seq released within a window below `next` (the ventilator's window
 //  cannot start lower) and every result held. For when acks may have been
-//  lost: a dropped connection, or a ventilator that had forgotten us.
+//  lost: we came back on a new connection, or the ventilator had lost us.
 static void s_reack_all(tf_sink_t *self)
 {
     if (!self->reorder)
@@ -446,12 +444,12 @@ static void s_on_control(tf_sink_t *self)
         if (hdr.type == TF_MSG_SINK_WELCOME) {
             tf_sink_welcome_t w;
             tf_proto_get_sink_welcome(data, size, &w);
-            if (self->welcomed && hdr.job != self->job) {
+            if (self->reorder && hdr.job != self->job) {
                 tf_error("sink: the ventilator started a new job; this sink's job is lost");
                 self->write_failed = true;
                 return;
             }
-            if (!self->welcomed) {
+            if (!self->reorder) {
                 self->job = hdr.job;
                 self->reorder = tf_reorder_new(w.window, !self->cfg->unordered);
                 if (!self->reorder) {
@@ -463,12 +461,16 @@ static void s_on_control(tf_sink_t *self)
                 tf_reorder_set_write_through(self->reorder, true);
                 self->hb_ivl = w.hb_ivl_ms;
                 self->hb_timeout = w.hb_timeout_ms;
-                self->welcomed = true;
                 self->window = w.window;
                 tf_info("sink: joined job %016llx, window %u", (unsigned long long)self->job,
                         w.window);
-            } else
-                s_reack_all(self); //  registered again: acks sent meanwhile were dropped
+            } else if (self->rejoining) {
+                //  Registered again: the acks lost with the old connection,
+                //  and those the ventilator refused meanwhile, go again.
+                self->rejoining = false;
+                s_reack_all(self);
+            }
+            self->welcomed = true;
             self->last_heard = tf_now_ms();
             continue;
         }
@@ -481,9 +483,19 @@ static void s_on_control(tf_sink_t *self)
         switch (hdr.type) {
         case TF_MSG_HEARTBEAT:
             break;
-        case TF_MSG_RESET:
-            s_send_hello(self);
+        case TF_MSG_RESET: {
+            //  The ventilator does not know this connection: we are back on
+            //  a new one after a drop (the DEALER has no fixed routing id),
+            //  or it lost us. Register again, once per S_REJOIN_GAP_MS
+            //  however many messages it answers so.
+            int64_t now = tf_now_ms();
+            self->rejoining = true;
+            if (now >= self->next_rejoin) {
+                s_send_hello(self);
+                self->next_rejoin = now + S_REJOIN_GAP_MS;
+            }
             break;
+        }
         case TF_MSG_SKIP: {
             tf_iter_t it;
             tf_iter_init(&it, data, size);
@@ -542,15 +554,10 @@ int tf_sink_run(tf_sink_t *self)
             s_send_hello(self);
             self->next_hello = now + self->hb_ivl;
         }
-        zmq_pollitem_t items[4] = {{h_pull, 0, ZMQ_POLLIN, 0}, {h_dealer, 0, ZMQ_POLLIN, 0}};
-        int nitems = 2;
-        zmq_pollitem_t *drop = NULL;
-        if (self->drops) {
-            drop = &items[nitems++];
-            *drop = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
-        }
-        if (!self->embedded && tf_signal_fd() >= 0)
-            items[nitems++] = (zmq_pollitem_t){NULL, tf_signal_fd(), ZMQ_POLLIN, 0};
+        zmq_pollitem_t items[3] = {{h_pull, 0, ZMQ_POLLIN, 0},
+                                   {h_dealer, 0, ZMQ_POLLIN, 0},
+                                   {NULL, tf_signal_fd(), ZMQ_POLLIN, 0}};
+        int nitems = !self->embedded && tf_signal_fd() >= 0 ? 3 : 2;
         //  No sleep while output is buffered, so that it goes out soon.
         long timeout = self->obuf.len > 0 ? 0 : (long)self->hb_ivl / 2;
         int n = zmq_poll(items, nitems, timeout);
@@ -560,11 +567,6 @@ int tf_sink_run(tf_sink_t *self)
         }
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))
             s_on_control(self);
-        if (n > 0 && drop && (drop->revents & ZMQ_POLLIN) && tf_net_drops(self->drops) > 0 &&
-            self->welcomed) {
-            tf_debug("sink: connection to the ventilator dropped: acknowledging again");
-            s_reack_all(self);
-        }
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_on_results(self);
         if (self->reorder && tf_reorder_drain(self->reorder, s_write, self) < 0)

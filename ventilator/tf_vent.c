@@ -26,11 +26,9 @@
 #define S_BATCH_BYTES (1u << 20)
 //  Peers remembered per job (for the report); HELLOs beyond are ignored.
 #define S_MAX_PEERS 65536
-//  A dropped connection makes the ventilator probe every peer (a heartbeat
-//  each), at most this often: peers can drop their connections at will.
-#define S_PROBE_GAP_MS 20
-//  ... and this long after the drop: ZeroMQ retires the connection's pipe
-//  a moment after it reports the drop.
+//  The peers of a dropped connection are probed (a heartbeat each) this
+//  long after the drop: ZeroMQ retires the connection's pipe a moment
+//  after it reports the drop.
 #define S_PROBE_DELAY_MS 2
 
 typedef struct {
@@ -44,6 +42,9 @@ typedef struct {
     uint32_t hello_credit; //  asked for with its HELLO, granted with its first WELCOME
     uint32_t leased;
     int64_t last_heard;
+    int fd;     //  the connection it last spoke on (ZMQ_SRCFD; -1: none)
+    bool probe; //  its connection dropped: s_probe_peers checks it
+    bool lost;  //  removed as lost, not as leaving after the job end
     uint64_t done;
     uint64_t failed;
 } s_peer_t;
@@ -53,7 +54,7 @@ typedef enum { S_RUNNING, S_DRAINING, S_ENDING, S_FINISHED } s_phase_t;
 struct _tf_vent_t {
     const tf_config_t *cfg;
     zsock_t *router;
-    zsock_t *drops; //  the router's dropped connections (tf_net_watch_drops)
+    zsock_t *watch; //  the router's dropped connections (tf_net_watch)
     tf_window_t *window;
     tf_slab_t *slab; //  item copies
     tf_reader_t *reader;
@@ -88,8 +89,7 @@ struct _tf_vent_t {
     tf_buf_t skip; //  pending SKIP batch
     uint32_t skip_count;
     int64_t next_hb;
-    int64_t probe_at;   //  s_probe_peers due (0: not)
-    int64_t last_probe; //  when it last ran
+    int64_t probe_at; //  s_probe_peers due (0: not)
     int64_t next_scan;
     int64_t scan_now; //  clock of the current deadline scan
     int64_t start_ms;
@@ -187,7 +187,7 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     //  triggers (s_probe_peers) finds the old one gone and re-queues its
     //  leases without waiting for the next heartbeat. Optional: without it
     //  the heartbeat finds it later.
-    self->drops = tf_net_watch_drops(self->router);
+    self->watch = tf_net_watch(self->router, ZMQ_EVENT_DISCONNECTED);
     if (cfg->curve_server_key &&
         tf_curve_server(self->router, cfg->curve_server_key, cfg->curve_allow, err, errlen))
         goto fail;
@@ -208,7 +208,7 @@ void tf_vent_destroy(tf_vent_t **self_p)
         return;
     tf_vent_t *self = *self_p;
     tf_rx_close(&self->rx);
-    tf_net_unwatch(self->router, &self->drops);
+    tf_net_unwatch(self->router, &self->watch);
     zsock_destroy(&self->router);
     tf_window_destroy(&self->window); //  releases item copies: before the slab
     tf_slab_destroy(&self->slab);
@@ -302,7 +302,16 @@ static int s_peer_add(tf_vent_t *self, const uint8_t *rid, size_t len)
     memcpy(p->rid, rid, len);
     p->rid_len = len;
     p->last_heard = tf_now_ms();
+    p->fd = -1;
     return (int)i;
+}
+
+//  Peer w spoke (the message in self->rx): alive, and on that connection.
+static void s_peer_heard(tf_vent_t *self, int w)
+{
+    s_peer_t *p = &self->peers[w];
+    p->last_heard = tf_now_ms();
+    p->fd = zmq_msg_get(&self->rx.msg, ZMQ_SRCFD);
 }
 
 static int s_send(tf_vent_t *self, int peer, const tf_buf_t *b)
@@ -346,6 +355,7 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
     } else {
         int64_t silent = tf_now_ms() - p->last_heard;
         tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued", p->name, why, p->leased);
+        p->lost = true;
         tf_window_each(self->window, TF_ITEM_LEASED, peer, s_requeue_lost, self);
         self->stats.workers_lost++;
         if (self->stats.first_loss_detect_ms == 0)
@@ -625,8 +635,8 @@ static void s_on_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         s_malformed(self, "HELLO from the sink's connection");
         return;
     }
+    s_peer_heard(self, w);
     s_peer_t *p = &self->peers[w];
-    p->last_heard = tf_now_ms();
     //  Every HELLO, not only the first: a worker whose WELCOME (and the
     //  items behind it) was lost with its connection says HELLO again and
     //  counts on this credit once welcomed. A HELLO that crossed our WELCOME
@@ -743,7 +753,9 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         zsock_events(self->router);
         s_heartbeat_peer(self, (uint32_t)self->sink);
         if (self->sink >= 0) {
-            s_malformed(self, "SINK_HELLO while a sink is registered");
+            //  Not counted as malformed: a sink whose old connection is not
+            //  retired yet says it again a moment later.
+            tf_debug("ventilator: SINK_HELLO while a sink is registered: refused");
             return;
         }
     }
@@ -765,6 +777,7 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
                 s_send_welcome(self, (int)i);
         //  Failed items whose SKIP went nowhere are re-sent by the scan.
     }
+    s_peer_heard(self, s);
     if (resume > self->resume_from) {
         //  The sink already holds everything below `resume` (--resume).
         self->resume_from = resume;
@@ -824,8 +837,8 @@ static void s_handle(tf_vent_t *self)
                 s_malformed(self, "message from an unknown peer or job");
             continue;
         }
+        s_peer_heard(self, peer);
         s_peer_t *p = &self->peers[peer];
-        p->last_heard = tf_now_ms();
         switch (hdr.type) {
         case TF_MSG_REPORT:
             if (p->is_sink)
@@ -886,19 +899,38 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
     }
 }
 
-//  After a dropped connection (tf_net_watch_drops), a heartbeat to every
-//  peer finds the one whose connection it was at once rather than at the
-//  next beat: a joined worker has moved to a new session on a new socket,
-//  and the sink comes back under a new routing id, so the old one has no
-//  connection any more.
+//  After a dropped connection (tf_net_watch), a heartbeat to each peer
+//  that last spoke on it finds it gone at once rather than at the next
+//  beat: a joined worker has moved to a new session on a new socket, and
+//  the sink comes back under a new routing id, so the old one has no
+//  connection any more. Only those peers: anyone can open and drop
+//  connections to a bound socket.
 static void s_probe_peers(tf_vent_t *self)
 {
     //  ZMQ_EVENTS makes the socket take in its pending commands (the
     //  retired pipe) at once; sends only do now and then.
     zsock_events(self->router);
     for (uint32_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].used)
+        if (self->peers[i].used && self->peers[i].probe) {
+            self->peers[i].probe = false;
             s_heartbeat_peer(self, i);
+        }
+}
+
+//  Takes the router's connection events: the peers of each dropped
+//  connection are probed S_PROBE_DELAY_MS after the last drop.
+static void s_watch_events(tf_vent_t *self)
+{
+    int ev, fd;
+    while (tf_net_watch_next(self->watch, &ev, &fd) == 0) {
+        if (ev != ZMQ_EVENT_DISCONNECTED || fd < 0)
+            continue;
+        for (uint32_t i = 0; i < self->npeers; i++)
+            if (self->peers[i].used && self->peers[i].fd == fd) {
+                self->peers[i].probe = true;
+                self->probe_at = tf_now_ms() + S_PROBE_DELAY_MS;
+            }
+    }
 }
 
 static void s_timers(tf_vent_t *self)
@@ -906,7 +938,6 @@ static void s_timers(tf_vent_t *self)
     int64_t now = tf_now_ms();
     if (self->probe_at && now >= self->probe_at) {
         self->probe_at = 0;
-        self->last_probe = now;
         s_probe_peers(self);
     }
     if (now >= self->next_hb) {
@@ -1030,9 +1061,9 @@ int tf_vent_run(tf_vent_t *self)
             in = &items[n++];
             *in = (zmq_pollitem_t){NULL, self->in_fd, ZMQ_POLLIN, 0};
         }
-        if (self->drops) {
+        if (self->watch) {
             drop = &items[n++];
-            *drop = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
+            *drop = (zmq_pollitem_t){zsock_resolve(self->watch), 0, ZMQ_POLLIN, 0};
         }
         int64_t now = tf_now_ms();
         int64_t wake = self->next_scan < self->next_hb ? self->next_scan : self->next_hb;
@@ -1052,12 +1083,8 @@ int tf_vent_run(tf_vent_t *self)
             s_fill_input(self);
             self->need_input = false;
         }
-        if (rc > 0 && drop && (drop->revents & ZMQ_POLLIN) && tf_net_drops(self->drops) > 0 &&
-            !self->probe_at) {
-            int64_t t = tf_now_ms() + S_PROBE_DELAY_MS;
-            self->probe_at =
-                self->last_probe + S_PROBE_GAP_MS > t ? self->last_probe + S_PROBE_GAP_MS : t;
-        }
+        if (rc > 0 && drop && (drop->revents & ZMQ_POLLIN))
+            s_watch_events(self);
         s_timers(self);
         if (self->tick)
             self->tick(self, self->tick_arg);
@@ -1120,7 +1147,7 @@ int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_
         cJSON_AddNumberToObject(w, "slots", p->slots);
         cJSON_AddNumberToObject(w, "done", (double)p->done);
         cJSON_AddNumberToObject(w, "failed", (double)p->failed);
-        cJSON_AddBoolToObject(w, "lost", !p->used);
+        cJSON_AddBoolToObject(w, "lost", p->lost);
         cJSON_AddItemToArray(workers, w);
     }
     return tf_stats_write_json(root, path, "ventilator");

@@ -167,7 +167,8 @@ struct _tf_worker_t {
     s_slot_t *slots;
     //  session with the ventilator
     zsock_t *dealer;
-    zsock_t *drops; //  the dealer's dropped connections (tf_net_watch_drops)
+    zsock_t *watch; //  the dealer's connection events (tf_net_watch)
+    bool linked;    //  this session's connection got through its handshake
     zsock_t *push;
     char push_ep[TF_MAX_ENDPOINT + 1];
     char vent_host[256];
@@ -464,7 +465,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
     s_q_clear(self->slab, &self->queue);
     tf_slab_destroy(&self->slab);
     tf_rx_close(&self->rx);
-    tf_net_unwatch(self->dealer, &self->drops);
+    tf_net_unwatch(self->dealer, &self->watch);
     zsock_destroy(&self->dealer);
     zsock_destroy(&self->push);
     tf_buf_free(&self->results);
@@ -1092,18 +1093,39 @@ static void s_curve(tf_worker_t *self, zsock_t *sock)
         tf_curve_client_apply(self->curve, sock);
 }
 
+//  Takes the dealer's connection events; true if a connection that had
+//  got through its handshake dropped.
+static bool s_watch_events(tf_worker_t *self)
+{
+    bool dropped = false;
+    int ev, fd;
+    while (tf_net_watch_next(self->watch, &ev, &fd) == 0) {
+        if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->linked = true;
+        else if (ev == ZMQ_EVENT_DISCONNECTED && self->linked) {
+            self->linked = false;
+            dropped = true;
+        }
+    }
+    return dropped;
+}
+
 static void s_session_new(tf_worker_t *self)
 {
-    tf_net_unwatch(self->dealer, &self->drops);
+    tf_net_unwatch(self->dealer, &self->watch);
     zsock_destroy(&self->dealer);
+    self->linked = false;
     self->dealer = zsock_new(ZMQ_DEALER);
     if (!self->dealer)
         return;
     tf_net_setup(self->dealer, (int64_t)self->cfg->max_item + (4 << 20));
     //  ZeroMQ reconnects a dropped connection by itself, but what was in
-    //  flight on it (TASKS, REPORTs) is gone, and the two ends would keep
-    //  different counts of credit and leases. A drop ends the session.
-    self->drops = tf_net_watch_drops(self->dealer);
+    //  flight on it (a WELCOME, TASKS, REPORTs) is gone, and the two ends
+    //  would keep different counts of credit and leases. The drop of a
+    //  connection that got through its handshake ends the session (one
+    //  that never did, e.g. refused by CURVE, carried nothing).
+    self->watch =
+        tf_net_watch(self->dealer, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     //  A fresh routing id per session: the ventilator sees a new worker,
     //  and messages of the old session cannot be mistaken for this one.
     char rid[320];
@@ -1503,8 +1525,8 @@ int tf_worker_run(tf_worker_t *self)
             owner[n] = -1;
             role[n++] = 4;
         }
-        if (self->drops) {
-            items[n] = (zmq_pollitem_t){zsock_resolve(self->drops), 0, ZMQ_POLLIN, 0};
+        if (self->watch) {
+            items[n] = (zmq_pollitem_t){zsock_resolve(self->watch), 0, ZMQ_POLLIN, 0};
             owner[n] = -1;
             role[n++] = 5;
         }
@@ -1552,7 +1574,7 @@ int tf_worker_run(tf_worker_t *self)
                 if (role[k] == 4)
                     continue; //  a signal: the loop top sees it
                 if (role[k] == 5) {
-                    dropped = tf_net_drops(self->drops) > 0;
+                    dropped = s_watch_events(self) || dropped;
                     continue;
                 }
                 s_slot_t *s = &self->slots[owner[k]];
@@ -1575,9 +1597,12 @@ int tf_worker_run(tf_worker_t *self)
             if (items[0].revents & ZMQ_POLLIN)
                 if (s_on_ventilator(self) < 0)
                     leaving = true; //  --once and the job is over
-            if (dropped && self->state == S_ACTIVE && !leaving) {
-                //  While joining, ZeroMQ's reconnect and the next HELLO do.
-                tf_warn("worker: connection to the ventilator dropped, starting a new session");
+            if (dropped && !leaving && !self->draining) {
+                if (self->state == S_ACTIVE)
+                    tf_warn("worker: connection to the ventilator dropped, starting a new session");
+                else
+                    tf_info("worker: connection to the ventilator dropped while joining, "
+                            "starting a new session");
                 s_session_new(self);
             }
         }
