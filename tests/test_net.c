@@ -79,18 +79,26 @@ Test(net, dealer_sees_handshake_then_drop)
 Test(net, refused_connection_is_no_drop)
 {
     //  Nobody listens: retries, but never a handshake and never a drop.
-    char ep[128];
-    zsock_t *r = s_router(ep, sizeof ep);
-    zsock_destroy(&r);
+    //  The port stays ours (bound, not listening), so no other process
+    //  can start listening there meanwhile.
+    int hold = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(hold, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(getsockname(hold, (struct sockaddr *)&sa, &len), 0);
     zsock_t *d = zsock_new(ZMQ_DEALER);
     zsock_set_linger(d, 0);
     zsock_set_reconnect_ivl(d, 10);
     zsock_t *w = tf_net_watch(d, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
-    cr_assert_eq(zsock_connect(d, "%s", ep), 0);
+    cr_assert_eq(zsock_connect(d, "tcp://127.0.0.1:%d", ntohs(sa.sin_port)), 0);
     int v;
     cr_assert_eq(s_next_event(w, 300, &v), -1);
     tf_net_unwatch(d, &w);
     zsock_destroy(&d);
+    close(hold);
 }
 
 Test(net, router_drop_names_the_peers_connection)
