@@ -505,7 +505,7 @@ def w5_skew(ctx):
         return None if got == sorted(x.encode() for x in lines) else "output lost/doubled items"
     stats = os.path.join(ctx.tmp, "w5_stats.json")
     st_check = check_stats(stats, n)
-    outs = {k: os.path.join(ctx.tmp, f"w5_{k}.out") for k in ("pipe", "exec", "xargs")}
+    outs = {k: os.path.join(ctx.tmp, f"w5_{k}.out") for k in ("pipe", "exec", "xargs", "floor")}
     t = timed_series(wid, [
         {"name": "pipe", "cmd": [ctx.tf, "run", "-j", "4", "--pipe", "--stats", stats, "--",
                                  sleeper], "stdin": inp, "stdout": outs["pipe"],
@@ -514,6 +514,8 @@ def w5_skew(ctx):
          "stdout": outs["exec"], "check": same},
         {"name": "xargs", "cmd": ["xargs", "-P4", "-d", "\n", "-n1", sleeper], "stdin": inp,
          "stdout": outs["xargs"], "check": same_sorted},
+        {"name": "floor", "cmd": [os.path.join(ctx.tools, "spawnloop"), "4", sleeper],
+         "stdin": inp, "stdout": outs["floor"], "check": same_sorted},
     ])
     title = f"skewed: {n} items, every 10th 100 ms, others 1 ms, 4 workers (ideal {fmt_s(ideal)})"
     m = {k: median(v) if v else None for k, v in t.items()}
@@ -529,6 +531,10 @@ def w5_skew(ctx):
           status="ok" if t["exec"] else "WRONG/FAILED")
     R.row(wid, title, "xargs -P4 -n1 sleeper (unordered, per-item process)", times=t["xargs"],
           ratio=rr["xargs"], ratio_of="× ideal", status="ok" if t["xargs"] else "WRONG/FAILED")
+    R.row(wid, title, "bench/spawnloop 4 sleeper: posix_spawn + poll + waitpid, nothing else",
+          times=t["floor"], ratio=rr["floor"], ratio_of="× ideal",
+          status="ok" if t["floor"] else "WRONG/FAILED",
+          note="the floor of a process per item here: greedy, in order, unordered output")
     R.target(wid, "skewed 1/10 × 100 ms: taskfarm --pipe makespan ÷ ideal", rr["pipe"], "<=", 1.1)
     R.target(wid, "skewed 1/10 × 100 ms: taskfarm exec makespan ÷ ideal", rr["exec"], "<=", 1.1)
     st = read_json(stats)
