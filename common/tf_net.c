@@ -151,13 +151,8 @@ int tf_net_watch_next(zsock_t *watch, int *event, int *value)
         *event = ev;
         *value = (int)v;
     }
-    bool more = zmq_msg_more(&m);
+    s_drain(s, &m);
     zmq_msg_close(&m);
-    while (more) {
-        zmq_msg_init(&m);
-        more = zmq_msg_recv(&m, s, 0) >= 0 && zmq_msg_more(&m);
-        zmq_msg_close(&m);
-    }
     return 0;
 }
 

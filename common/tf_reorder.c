@@ -159,6 +159,11 @@ int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *a
     return count;
 }
 
+uint32_t tf_reorder_capacity(const tf_reorder_t *self)
+{
+    return self->capacity;
+}
+
 uint64_t tf_reorder_next(const tf_reorder_t *self)
 {
     return self->next;

@@ -44,6 +44,8 @@ int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *a
 
 //  True if `seq` was already accepted (released or waiting).
 bool tf_reorder_seen(const tf_reorder_t *self, uint64_t seq);
+//  How many seqs from `next` it accepts (the job's window).
+uint32_t tf_reorder_capacity(const tf_reorder_t *self);
 //  First seq not yet released.
 uint64_t tf_reorder_next(const tf_reorder_t *self);
 //  Moves an empty buffer to start at `seq` (resume).

@@ -30,7 +30,6 @@ struct _tf_sink_t {
     const tf_config_t *cfg;
     zsock_t *pull;   //  results from workers
     zsock_t *dealer; //  to the ventilator
-    uint32_t window; //  the job's window (SINK_WELCOME)
     bool rejoining;  //  told RESET: registering again (s_reack_all when done)
     int64_t next_rejoin;
     char ventilator[TF_MAX_ENDPOINT + 1];
@@ -351,9 +350,10 @@ static void s_reack_all(tf_sink_t *self)
     if (!self->reorder)
         return;
     uint64_t next = tf_reorder_next(self->reorder);
-    for (uint64_t s = next > self->window ? next - self->window : 0; s < next; s++)
+    uint32_t window = tf_reorder_capacity(self->reorder);
+    for (uint64_t s = next > window ? next - window : 0; s < next; s++)
         s_ack(self, s);
-    for (uint64_t s = next; s < next + self->window; s++)
+    for (uint64_t s = next; s < next + window; s++)
         if (tf_reorder_seen(self->reorder, s))
             s_ack(self, s);
     s_ack_flush(self);
@@ -461,7 +461,6 @@ static void s_on_control(tf_sink_t *self)
                 tf_reorder_set_write_through(self->reorder, true);
                 self->hb_ivl = w.hb_ivl_ms;
                 self->hb_timeout = w.hb_timeout_ms;
-                self->window = w.window;
                 tf_info("sink: joined job %016llx, window %u", (unsigned long long)self->job,
                         w.window);
             } else if (self->rejoining) {

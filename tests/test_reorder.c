@@ -68,6 +68,7 @@ Test(reorder, new_and_destroy)
     cr_assert_null(tf_reorder_new((1u << 31) + 1, true)); //  no such ring (once a hang)
     tf_reorder_t *ro = tf_reorder_new(4, true);
     cr_assert_not_null(ro);
+    cr_assert_eq(tf_reorder_capacity(ro), 4); //  the window asked for, not the ring
     cr_assert_eq(tf_reorder_next(ro), 0);
     cr_assert_eq(tf_reorder_held(ro), 0);
     cr_assert_eq(tf_reorder_held_bytes(ro), 0);

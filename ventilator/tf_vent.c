@@ -374,6 +374,24 @@ static void s_heartbeat_peer(tf_vent_t *self, uint32_t i)
         s_peer_remove(self, (int)i, "disconnected");
 }
 
+//  After a dropped connection (tf_net_watch), a heartbeat to each peer
+//  that last spoke on it finds it gone at once rather than at the next
+//  beat: a joined worker has moved to a new session on a new socket, and
+//  the sink comes back under a new routing id, so the old one has no
+//  connection any more. Only those peers: anyone can open and drop
+//  connections to a bound socket.
+static void s_probe_peers(tf_vent_t *self)
+{
+    //  ZMQ_EVENTS makes the socket take in its pending commands (the
+    //  retired pipe) at once; sends only do now and then.
+    zsock_events(self->router);
+    for (uint32_t i = 0; i < self->npeers; i++)
+        if (self->peers[i].used && self->peers[i].probe) {
+            self->peers[i].probe = false;
+            s_heartbeat_peer(self, i);
+        }
+}
+
 void tf_vent_worker_gone(tf_vent_t *self, const char *name)
 {
     for (uint32_t i = 0; i < self->npeers; i++) {
@@ -748,10 +766,9 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         //  One sink per job: another one may take over only once this one
         //  is lost, so a stranger cannot hijack the results. Our sink back
         //  on a new connection (a new routing id) finds the old one gone:
-        //  the socket takes in the retired pipe (ZMQ_EVENTS), and a
-        //  heartbeat to it fails.
-        zsock_events(self->router);
-        s_heartbeat_peer(self, (uint32_t)self->sink);
+        //  probed now, it turns out lost.
+        self->peers[self->sink].probe = true;
+        s_probe_peers(self);
         if (self->sink >= 0) {
             //  Not counted as malformed: a sink whose old connection is not
             //  retired yet says it again a moment later.
@@ -897,24 +914,6 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
         slot->deadline = now + self->cfg->ack_timeout_ms;
         s_skip_add(self, seq);
     }
-}
-
-//  After a dropped connection (tf_net_watch), a heartbeat to each peer
-//  that last spoke on it finds it gone at once rather than at the next
-//  beat: a joined worker has moved to a new session on a new socket, and
-//  the sink comes back under a new routing id, so the old one has no
-//  connection any more. Only those peers: anyone can open and drop
-//  connections to a bound socket.
-static void s_probe_peers(tf_vent_t *self)
-{
-    //  ZMQ_EVENTS makes the socket take in its pending commands (the
-    //  retired pipe) at once; sends only do now and then.
-    zsock_events(self->router);
-    for (uint32_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].used && self->peers[i].probe) {
-            self->peers[i].probe = false;
-            s_heartbeat_peer(self, i);
-        }
 }
 
 //  Takes the router's connection events: the peers of each dropped
