@@ -41,6 +41,7 @@
 #define S_MAX_PREFETCH 8192
 #define S_PIPE_DEPTH 4096       //  items inside one co-process at most
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
+#define S_BALANCE_MIN_US 1000   //  items this long go to the slot free first
 #define S_FLUSH_DELAY_US 1000   //  results may wait this long for company
 
 typedef struct s_task {
@@ -146,7 +147,8 @@ typedef struct {
     //  First seen waiting for input while owing answers, since the head
     //  item started (0: not seen so). Probe and stall checks both read it.
     int64_t waiting_since_ms;
-    bool probing; //  on pipes, not yet seen to answer (auto mode)
+    bool probing;      //  on pipes, not yet seen to answer (auto mode)
+    bool feed_blocked; //  s_pipe_start: took no item this round
     //  function mode (plugin, library)
     tf_fnslot_t *fns;
 } s_slot_t;
@@ -1397,6 +1399,19 @@ static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
 //  Pipe mode: each co-process gets its share of the worker's credit, so
 //  that N slots run N items at once and long items do not queue behind one
 //  another. Round by round, one item per slot per round, shallowest first.
+//  When slot `s` will be free to start another item: INT64_MIN when it is
+//  idle, else after its head item and the ones queued behind it, at the
+//  average cost (items that took under a clock tick count as 1 us).
+static int64_t s_pipe_free_at(const tf_worker_t *self, const s_slot_t *s)
+{
+    const s_task_t *head = s->outstanding.head;
+    if (!head)
+        return INT64_MIN;
+    double avg = self->avg_us < 1 ? 1 : self->avg_us;
+    return head->start_us + (int64_t)((double)s->outstanding.count * avg);
+}
+
+//  Feeds the co-processes from the queue, each up to `share` items.
 static void s_pipe_start(tf_worker_t *self)
 {
     size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
@@ -1407,23 +1422,54 @@ static void s_pipe_start(tf_worker_t *self)
         probing = probing || self->slots[k].probing || self->slots[k].pid == 0;
     if (probing && !s_use_pty(self) && !self->cfg->no_pty)
         share = 1; //  a probe holds one item until the program answers
-    size_t level = SIZE_MAX;
-    for (int k = 0; k < self->nslots; k++)
-        if (self->slots[k].outstanding.count < level)
-            level = self->slots[k].outstanding.count;
-    for (level++; level <= share && self->queue.count > 0; level++) {
-        bool stuck = true; //  no slot below this level could take one
-        for (int k = 0; k < self->nslots && self->queue.count > 0; k++) {
-            s_slot_t *q = &self->slots[k];
-            size_t before = q->outstanding.count;
-            if (before >= level)
-                continue;
-            s_pipe_feed(self, q, level);
-            if (q->outstanding.count > before)
-                stuck = false;
+    if (self->cost_known && self->avg_us < S_BALANCE_MIN_US) {
+        //  Tiny items: level by level, every slot one more item per round
+        //  (cheap; an item's worth of imbalance is nothing).
+        size_t level = SIZE_MAX;
+        for (int k = 0; k < self->nslots; k++)
+            if (self->slots[k].outstanding.count < level)
+                level = self->slots[k].outstanding.count;
+        for (level++; level <= share && self->queue.count > 0; level++) {
+            bool stuck = true; //  no slot below this level could take one
+            for (int k = 0; k < self->nslots && self->queue.count > 0; k++) {
+                s_slot_t *q = &self->slots[k];
+                size_t before = q->outstanding.count;
+                if (before >= level)
+                    continue;
+                s_pipe_feed(self, q, level);
+                if (q->outstanding.count > before)
+                    stuck = false;
+            }
+            if (stuck && level > 1)
+                break;
         }
-        if (stuck && level > 1)
+        return;
+    }
+    //  Longer items: each goes to the slot that will be free first. Filled
+    //  level by level in slot order, the last items of a job went to the
+    //  first slots of the array, not to the ones about to finish: a whole
+    //  item's time of imbalance at the end.
+    for (int k = 0; k < self->nslots; k++)
+        self->slots[k].feed_blocked = false;
+    while (self->queue.count > 0) {
+        s_slot_t *best = NULL;
+        int64_t best_at = INT64_MAX;
+        for (int k = 0; k < self->nslots; k++) {
+            s_slot_t *q = &self->slots[k];
+            if (q->feed_blocked || q->outstanding.count >= share)
+                continue;
+            int64_t at = s_pipe_free_at(self, q);
+            if (!best || at < best_at) {
+                best = q;
+                best_at = at;
+            }
+        }
+        if (!best)
             break;
+        size_t before = best->outstanding.count;
+        s_pipe_feed(self, best, before + 1);
+        if (best->outstanding.count == before)
+            best->feed_blocked = true; //  full pipe, or cannot start
     }
 }
 
