@@ -1396,22 +1396,27 @@ static void s_fn_collect(tf_worker_t *self, s_slot_t *s)
     s_task_free(self->slab, t);
 }
 
-//  Pipe mode: each co-process gets its share of the worker's credit, so
-//  that N slots run N items at once and long items do not queue behind one
-//  another. Round by round, one item per slot per round, shallowest first.
 //  When slot `s` will be free to start another item: INT64_MIN when it is
-//  idle, else after its head item and the ones queued behind it, at the
-//  average cost (items that took under a clock tick count as 1 us).
+//  idle, else once its head item and the ones queued behind it have run at
+//  the average cost (items that took under a clock tick count as 1 us). A
+//  head item that has overrun the average by d is expected to need about d
+//  more: a little late, it is about to end; far beyond, it is a long one
+//  (a slot busy on a 1 s item is not free in the next 10 ms).
 static int64_t s_pipe_free_at(const tf_worker_t *self, const s_slot_t *s)
 {
     const s_task_t *head = s->outstanding.head;
     if (!head)
         return INT64_MIN;
     double avg = self->avg_us < 1 ? 1 : self->avg_us;
-    return head->start_us + (int64_t)((double)s->outstanding.count * avg);
+    int64_t head_done = head->start_us + (int64_t)avg;
+    if (head_done < self->now_us)
+        head_done = self->now_us + (self->now_us - head_done);
+    return head_done + (int64_t)((double)(s->outstanding.count - 1) * avg);
 }
 
-//  Feeds the co-processes from the queue, each up to `share` items.
+//  Pipe mode: each co-process gets its share of the worker's credit (at
+//  most ceil(target / slots) items, one while probing), so that N slots run
+//  N items at once and never wait for the worker between two items.
 static void s_pipe_start(tf_worker_t *self)
 {
     size_t share = (size_t)((s_target(self) + self->nslots - 1) / self->nslots);
@@ -1456,7 +1461,7 @@ static void s_pipe_start(tf_worker_t *self)
         int64_t best_at = INT64_MAX;
         for (int k = 0; k < self->nslots; k++) {
             s_slot_t *q = &self->slots[k];
-            if (q->feed_blocked || q->outstanding.count >= share)
+            if (q->feed_blocked)
                 continue;
             int64_t at = s_pipe_free_at(self, q);
             if (!best || at < best_at) {
@@ -1464,7 +1469,9 @@ static void s_pipe_start(tf_worker_t *self)
                 best_at = at;
             }
         }
-        if (!best)
+        //  Full: every other slot is expected to be busy longer, so the
+        //  item waits here for whichever frees up first.
+        if (!best || best->outstanding.count >= share)
             break;
         size_t before = best->outstanding.count;
         s_pipe_feed(self, best, before + 1);
