@@ -67,6 +67,7 @@ struct _tf_vent_t {
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
+    uint32_t hastened; //  s_hasten_lost: done items of a lost worker made due
     uint32_t peers_cap;
     int last_peer; //  lookup cache
     uint32_t nworkers;
@@ -338,6 +339,25 @@ static void s_requeue_lost(void *arg, uint64_t seq, tf_slot_t *slot)
     self->stats.resent_lost++; //  `retried` counts when it is sent again
 }
 
+//  A lost worker's done items that the sink has not acknowledged: their
+//  results may have been lost with it (queued in the worker, or on its way
+//  to the sink). A result that reached the sink is acknowledged within a
+//  loop turn of the sink, so waiting the whole --ack-timeout for the others
+//  only stalls the job: they are sent again after two heartbeats.
+static void s_hasten_lost(void *arg, uint64_t seq, tf_slot_t *slot)
+{
+    (void)seq;
+    tf_vent_t *self = arg;
+    int64_t grace = 2 * self->cfg->heartbeat_ms;
+    if (grace > self->cfg->ack_timeout_ms)
+        grace = self->cfg->ack_timeout_ms;
+    int64_t at = tf_now_ms() + grace;
+    if (slot->deadline > at)
+        slot->deadline = at;
+    slot->worker = -1; //  its index may serve another peer from now on
+    self->hastened++;
+}
+
 static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
 {
     s_peer_t *p = &self->peers[peer];
@@ -354,9 +374,14 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         self->nworkers--;
     } else {
         int64_t silent = tf_now_ms() - p->last_heard;
-        tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued", p->name, why, p->leased);
+        uint32_t leased = p->leased;
         p->lost = true;
         tf_window_each(self->window, TF_ITEM_LEASED, peer, s_requeue_lost, self);
+        self->hastened = 0;
+        tf_window_each(self->window, TF_ITEM_COMPLETED, peer, s_hasten_lost, self);
+        tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued, %u done but not "
+                "acknowledged",
+                p->name, why, leased, self->hastened);
         self->stats.workers_lost++;
         if (self->stats.first_loss_detect_ms == 0)
             self->stats.first_loss_detect_ms = silent > 0 ? silent : 1;
@@ -688,6 +713,7 @@ static void s_on_report(tf_vent_t *self, int w, const uint8_t *data, size_t size
         if (d.status == TF_ST_OK) {
             slot->state = TF_ITEM_COMPLETED;
             slot->deadline = now + self->cfg->ack_timeout_ms;
+            slot->worker = w; //  who holds the result until the sink has it
             p->done++;
         } else if (d.status == TF_ST_REQUEUE) {
             slot->attempt--; //  not charged

@@ -169,8 +169,10 @@ struct _tf_worker_t {
     s_slot_t *slots;
     //  session with the ventilator
     zsock_t *dealer;
-    zsock_t *watch; //  the dealer's connection events (tf_net_watch)
-    bool linked;    //  this session's connection got through its handshake
+    zsock_t *watch;      //  the dealer's connection events (tf_net_watch)
+    bool linked;         //  this session's connection got through its handshake
+    zsock_t *push_watch; //  the same for the results socket
+    bool push_linked;
     zsock_t *push;
     char push_ep[TF_MAX_ENDPOINT + 1];
     char vent_host[256];
@@ -469,6 +471,7 @@ void tf_worker_destroy(tf_worker_t **self_p)
     tf_rx_close(&self->rx);
     tf_net_unwatch(self->dealer, &self->watch);
     zsock_destroy(&self->dealer);
+    tf_net_unwatch(self->push, &self->push_watch);
     zsock_destroy(&self->push);
     tf_buf_free(&self->results);
     tf_buf_free(&self->report);
@@ -1095,17 +1098,17 @@ static void s_curve(tf_worker_t *self, zsock_t *sock)
         tf_curve_client_apply(self->curve, sock);
 }
 
-//  Takes the dealer's connection events; true if a connection that had
-//  got through its handshake dropped.
-static bool s_watch_events(tf_worker_t *self)
+//  Takes the connection events of `watch`; true if a connection that had
+//  got through its handshake (`*linked`) dropped.
+static bool s_watch_events(zsock_t *watch, bool *linked)
 {
     bool dropped = false;
     int ev, fd;
-    while (tf_net_watch_next(self->watch, &ev, &fd) == 0) {
+    while (tf_net_watch_next(watch, &ev, &fd) == 0) {
         if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-            self->linked = true;
-        else if (ev == ZMQ_EVENT_DISCONNECTED && self->linked) {
-            self->linked = false;
+            *linked = true;
+        else if (ev == ZMQ_EVENT_DISCONNECTED && *linked) {
+            *linked = false;
             dropped = true;
         }
     }
@@ -1161,16 +1164,22 @@ static void s_set_sink(tf_worker_t *self, const char *endpoint)
     if (self->push && strcmp(ep, self->push_ep) == 0)
         return;
     s_results_flush(self);
+    tf_net_unwatch(self->push, &self->push_watch);
     zsock_destroy(&self->push);
+    self->push_linked = false;
     self->push = zsock_new(ZMQ_PUSH);
     if (!self->push)
         return;
+    //  Results queued on a connection that drops are gone (s_watch_events).
+    self->push_watch =
+        tf_net_watch(self->push, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     tf_net_setup(self->push, 1 << 20);
     zsock_set_linger(self->push, 2000); //  let results leave on exit
     tf_net_reconnect_policy(self->push, ep);
     s_curve(self, self->push);
     if (zsock_connect(self->push, "%s", ep) < 0) {
         tf_error("worker: cannot connect to sink '%s': %s", ep, zmq_strerror(zmq_errno()));
+        tf_net_unwatch(self->push, &self->push_watch);
         zsock_destroy(&self->push);
         return;
     }
@@ -1509,7 +1518,7 @@ int tf_worker_run(tf_worker_t *self)
         tf_error("worker: cannot create socket");
         return 2;
     }
-    size_t cap = 3 + 4 * (size_t)self->nslots;
+    size_t cap = 4 + 4 * (size_t)self->nslots;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     int *owner = calloc(cap, sizeof *owner);
     int *role = calloc(cap, sizeof *role);
@@ -1583,6 +1592,11 @@ int tf_worker_run(tf_worker_t *self)
             owner[n] = -1;
             role[n++] = 5;
         }
+        if (self->push_watch) {
+            items[n] = (zmq_pollitem_t){zsock_resolve(self->push_watch), 0, ZMQ_POLLIN, 0};
+            owner[n] = -1;
+            role[n++] = 6;
+        }
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *s = &self->slots[i];
             int wfd = self->pipe ? (s->wbuf.len > 0 ? s->wfd : -1) : s->in_fd;
@@ -1610,7 +1624,7 @@ int tf_worker_run(tf_worker_t *self)
             }
         }
         long timeout = s_poll_timeout(self);
-        bool dropped = false;
+        bool dropped = false, sink_dropped = false;
         int r = zmq_poll(items, (int)n, timeout);
         self->now_us = tf_now_us();
         if (r < 0 && zmq_errno() != EINTR) {
@@ -1627,7 +1641,11 @@ int tf_worker_run(tf_worker_t *self)
                 if (role[k] == 4)
                     continue; //  a signal: the loop top sees it
                 if (role[k] == 5) {
-                    dropped = s_watch_events(self) || dropped;
+                    dropped = s_watch_events(self->watch, &self->linked) || dropped;
+                    continue;
+                }
+                if (role[k] == 6) {
+                    sink_dropped = s_watch_events(self->push_watch, &self->push_linked);
                     continue;
                 }
                 s_slot_t *s = &self->slots[owner[k]];
@@ -1656,6 +1674,15 @@ int tf_worker_run(tf_worker_t *self)
                 else
                     tf_info("worker: connection to the ventilator dropped while joining, "
                             "starting a new session");
+                s_session_new(self);
+            } else if (sink_dropped && !leaving && !self->draining && self->state == S_ACTIVE &&
+                       !self->job_ended) {
+                //  Results sent on the dropped connection may be gone. A new
+                //  session makes the ventilator count the old one lost, and
+                //  it sends a lost worker's unacknowledged items again after
+                //  two heartbeats instead of the whole --ack-timeout.
+                tf_warn("worker: connection to the sink dropped, results on it may be lost; "
+                        "starting a new session");
                 s_session_new(self);
             }
         }

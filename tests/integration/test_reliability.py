@@ -1061,15 +1061,16 @@ class ConnectionResetTest(ReliabilityBase):
 
     def run_with_proxy(self, on, n=600, ack_timeout=None):
         """A ventilator, a sink and a `worker -j 4 --pipe`; the link named
-        by `on` ("worker" or "sink") reaches the ventilator through a
-        ResetProxy that resets each connection 0.3-0.8 s after it opens,
-        for the first 4 s. Returns (worker stderr, resets, ventilator stats)."""
+        by `on` ("worker" or "sink": to the ventilator; "results": the
+        worker's to the sink) goes through a ResetProxy that resets each
+        connection 0.3-0.8 s after it opens, for the first 4 s. Returns
+        (worker stderr, ventilator stats)."""
         items = random_items(self.rng, n, numbered=True)
         inp = h.write(self.path("in.txt"), h.join_lines(items))
         outp, stats = self.path("out.txt"), self.path("stats.json")
-        vport, sep = h.free_port(), h.tcp_endpoint()
-        vep = "tcp://127.0.0.1:%d" % vport
-        proxy = ResetProxy(vport, self.rng, 0.3, 0.8)
+        vport, sport = h.free_port(), h.free_port()
+        vep, sep = "tcp://127.0.0.1:%d" % vport, "tcp://127.0.0.1:%d" % sport
+        proxy = ResetProxy(sport if on == "results" else vport, self.rng, 0.3, 0.8)
         self.addCleanup(proxy.close)
         via = "tcp://127.0.0.1:%d" % proxy.port
         slow_hb = ["--heartbeat", "0.5", "--heartbeat-timeout", "60"]
@@ -1082,8 +1083,9 @@ class ConnectionResetTest(ReliabilityBase):
         #  Not --once: a JOB_END lost with a reset connection would leave a
         #  --once worker waiting 10 heartbeat timeouts (here 10 minutes)
         #  for a ventilator that is gone; it is told to stop instead.
+        results = ["--sink", via] if on == "results" else []
         worker = self.start_tf("worker", "--connect", via if on == "worker" else vep,
-                               "-j", "4", "--pipe", "--", "sh", "-c", script)
+                               *results, "-j", "4", "--pipe", "--", "sh", "-c", script)
         calm = threading.Timer(4.0, lambda: setattr(proxy, "resetting", False))
         calm.daemon = True
         calm.start()
@@ -1121,6 +1123,98 @@ class ConnectionResetTest(ReliabilityBase):
         log("worker sessions after a drop: %d" % werr.count("dropped, starting a new session"))
         self.assertIn("connection to the ventilator dropped, starting a new session", werr)
         self.assertNotIn("ventilator silent", werr)
+
+    def test_results_link_reset_again_and_again(self):
+        """The worker's connection to the sink is reset again and again:
+        results in flight on it are lost. The worker notices each drop and
+        starts a new session, the ventilator counts the old one lost and
+        sends its unacknowledged items again two heartbeats later: the job
+        ends well within its bound although --ack-timeout (60 s) is longer."""
+        werr, st = self.run_with_proxy("results", ack_timeout=60)
+        log("worker sessions after a sink drop: %d"
+            % werr.count("connection to the sink dropped"))
+        self.assertIn("connection to the sink dropped", werr)
+
+
+class Blackhole:
+    """A TCP port that accepts connections and reads whatever comes, but
+    never answers: a ZeroMQ peer connecting to it never completes its
+    handshake, so everything it queues for that peer stays queued."""
+
+    def __init__(self):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.closed = False
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.drain, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def drain(c):
+        with contextlib.suppress(OSError):
+            while c.recv(65536):
+                pass
+
+    def close(self):
+        self.closed = True
+        for s in [self.lsock] + self.conns:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+class LostResultsTest(ReliabilityBase):
+
+    def test_results_lost_with_their_worker_run_again_soon(self):
+        """A worker completes every item, but its results never reach the
+        sink (its --sink is a port that never answers), then it is killed.
+        The ventilator must not wait the whole --ack-timeout (60 s, longer
+        than the test's bound) for acks that cannot come: a lost worker's
+        done but unacknowledged items are sent again after two heartbeats,
+        and a second worker completes the job."""
+        n = 200
+        items = [b"item %d" % i for i in range(n)]
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp, stats, marker = self.path("out.txt"), self.path("stats.json"), self.path("done")
+        vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
+        hole = Blackhole()
+        self.addCleanup(hole.close)
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--no-progress",
+                             "--stats", stats, "--ack-timeout", "60")
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp)
+        script = 'while IFS= read -r l; do printf "%s\\n" "$l"; echo >> "$0"; done'
+        lost = self.start_tf("worker", "--connect", vep, "--sink",
+                             "tcp://127.0.0.1:%d" % hole.port, "--once", "-j", "2", "--pipe",
+                             "--no-pty", "--", "sh", "-c", script, marker)
+        done = h.wait_for(lambda: count_lines(marker) >= n or vent.poll() is not None, 30)
+        self.assertTrue(done, "the first worker did not complete the items: %d of %d"
+                        % (count_lines(marker), n))
+        self.assertIsNone(vent.poll(), "the job ended with every result lost?")
+        self.assertEqual(h.file_size(outp), 0, "results reached the sink through a black hole")
+        for q in descendants(lost.pid) | {lost.pid}:
+            signal_pid(q, signal.SIGKILL)
+        t0 = time.monotonic()
+        self.start_tf("worker", "--connect", vep, "--once", "-j", "2", "--pipe", "--", "cat")
+        rc = self.wait_rc(vent, 20, "ventilator (waiting the 60 s --ack-timeout?)")
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, self.stderr_of(vent)[-2000:])
+        self.assertEqual(self.wait_rc(sink, 20, "sink"), 0)
+        self.assertBytesEqual(h.read(outp), h.join_lines(items))
+        st = load_stats(stats)
+        self.assertIsNotNone(st, "no --stats written")
+        log("job done %.2f s after the kill; %s" % (took, stats_line(st)))
+        self.assertEqual(st.get("resent_unacked"), n, "every lost result is sent again once")
+        self.assertEqual(st.get("workers_lost"), 1)
+        self.assertIn("%d done but not acknowledged" % n, self.stderr_of(vent))
 
 
 if __name__ == "__main__":
