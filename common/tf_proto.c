@@ -4,8 +4,9 @@
 #include <string.h>
 
 static const char *const s_type_names[] = {
-    "invalid",    "HELLO",        "WELCOME", "TASKS", "REPORT", "RESULTS",  "HEARTBEAT", "RESET",
-    "SINK_HELLO", "SINK_WELCOME", "ACK",     "SKIP",  "END",    "FINISHED", "JOB_END"};
+    "invalid",   "HELLO",    "WELCOME",    "TASKS",        "REPORT", "RESULTS",
+    "HEARTBEAT", "RESET",    "SINK_HELLO", "SINK_WELCOME", "ACK",    "SKIP",
+    "END",       "FINISHED", "JOB_END",    "RESULTS_LOST"};
 
 static const char *const s_status_names[] = {"ok",      "exit",     "signal",  "timeout", "spawn",
                                              "too-big", "bad-item", "requeue", "stalled"};
@@ -270,6 +271,7 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
             r.reason = "bad FINISHED flag";
         break;
     case TF_MSG_JOB_END:
+    case TF_MSG_RESULTS_LOST:
         break;
     default:
         r.reason = "unknown message type";
@@ -559,6 +561,11 @@ int tf_enc_finished(tf_buf_t *b, uint64_t job, uint64_t written, uint8_t ok)
 int tf_enc_job_end(tf_buf_t *b, uint64_t job)
 {
     return s_header(b, TF_MSG_JOB_END, job, 0);
+}
+
+int tf_enc_results_lost(tf_buf_t *b, uint64_t job)
+{
+    return s_header(b, TF_MSG_RESULTS_LOST, job, 0);
 }
 
 int tf_enc_batch_begin(tf_buf_t *b, int type, uint64_t job)

@@ -35,21 +35,22 @@ extern "C" {
 #define TF_DEFAULT_MAX_RESULT (256u << 20)
 
 typedef enum {
-    TF_MSG_HELLO = 1,        //  worker -> ventilator: join, with slot count
-    TF_MSG_WELCOME = 2,      //  ventilator -> worker: job parameters, sink endpoint
-    TF_MSG_TASKS = 3,        //  ventilator -> worker: batch of items
-    TF_MSG_REPORT = 4,       //  worker -> ventilator: credit + completions
-    TF_MSG_RESULTS = 5,      //  worker -> sink: batch of results
-    TF_MSG_HEARTBEAT = 6,    //  any direction: liveness
-    TF_MSG_RESET = 7,        //  ventilator -> worker: start a new session
-    TF_MSG_SINK_HELLO = 8,   //  sink -> ventilator: register, with endpoint
-    TF_MSG_SINK_WELCOME = 9, //  ventilator -> sink: job parameters
-    TF_MSG_ACK = 10,         //  sink -> ventilator: ranges of seqs received
-    TF_MSG_SKIP = 11,        //  ventilator -> sink: seqs that failed for good
-    TF_MSG_END = 12,         //  ventilator -> sink: input exhausted, totals
-    TF_MSG_FINISHED = 13,    //  sink -> ventilator: everything written
-    TF_MSG_JOB_END = 14,     //  ventilator -> worker: job over
-    TF_MSG_TYPE_MAX = 14
+    TF_MSG_HELLO = 1,         //  worker -> ventilator: join, with slot count
+    TF_MSG_WELCOME = 2,       //  ventilator -> worker: job parameters, sink endpoint
+    TF_MSG_TASKS = 3,         //  ventilator -> worker: batch of items
+    TF_MSG_REPORT = 4,        //  worker -> ventilator: credit + completions
+    TF_MSG_RESULTS = 5,       //  worker -> sink: batch of results
+    TF_MSG_HEARTBEAT = 6,     //  any direction: liveness
+    TF_MSG_RESET = 7,         //  ventilator -> worker: start a new session
+    TF_MSG_SINK_HELLO = 8,    //  sink -> ventilator: register, with endpoint
+    TF_MSG_SINK_WELCOME = 9,  //  ventilator -> sink: job parameters
+    TF_MSG_ACK = 10,          //  sink -> ventilator: ranges of seqs received
+    TF_MSG_SKIP = 11,         //  ventilator -> sink: seqs that failed for good
+    TF_MSG_END = 12,          //  ventilator -> sink: input exhausted, totals
+    TF_MSG_FINISHED = 13,     //  sink -> ventilator: everything written
+    TF_MSG_JOB_END = 14,      //  ventilator -> worker: job over
+    TF_MSG_RESULTS_LOST = 15, //  worker -> ventilator: results sent may be gone
+    TF_MSG_TYPE_MAX = 15
 } tf_msg_type_t;
 
 //  Completion status reported by workers.
@@ -198,6 +199,7 @@ int tf_enc_reset(tf_buf_t *b, uint64_t job, uint8_t reason);
 int tf_enc_end(tf_buf_t *b, uint64_t job, uint64_t total, uint64_t failed, uint8_t flags);
 int tf_enc_finished(tf_buf_t *b, uint64_t job, uint64_t written, uint8_t ok);
 int tf_enc_job_end(tf_buf_t *b, uint64_t job);
+int tf_enc_results_lost(tf_buf_t *b, uint64_t job);
 
 //  TASKS / RESULTS / ACK / SKIP: u32 count then records.
 int tf_enc_batch_begin(tf_buf_t *b, int type, uint64_t job);

@@ -39,7 +39,8 @@ Test(proto, names)
     cr_assert_str_eq(tf_msg_type_name(TF_MSG_HELLO), "HELLO");
     cr_assert_str_eq(tf_msg_type_name(TF_MSG_JOB_END), "JOB_END");
     cr_assert_str_eq(tf_msg_type_name(0), "invalid");
-    cr_assert_str_eq(tf_msg_type_name(15), "invalid");
+    cr_assert_str_eq(tf_msg_type_name(TF_MSG_RESULTS_LOST), "RESULTS_LOST");
+    cr_assert_str_eq(tf_msg_type_name(16), "invalid");
     cr_assert_str_eq(tf_msg_type_name(-1), "invalid");
     cr_assert_str_eq(tf_status_name(TF_ST_OK), "ok");
     cr_assert_str_eq(tf_status_name(TF_ST_REQUEUE), "requeue");
@@ -446,6 +447,9 @@ static void s_build(int type, tf_buf_t *b)
     case TF_MSG_JOB_END:
         cr_assert_eq(tf_enc_job_end(b, 7), 0);
         break;
+    case TF_MSG_RESULTS_LOST:
+        cr_assert_eq(tf_enc_results_lost(b, 7), 0);
+        break;
     default:
         cr_assert_fail("no canonical message of type %d", type);
     }
@@ -507,7 +511,7 @@ static const s_bad_t s_bad[] = {
     {"version 2", TF_MSG_HEARTBEAT, .patch = P1(2, 2), .reason = "unsupported version"},
     {"version 255", TF_MSG_HEARTBEAT, .patch = P1(2, 255), .reason = "unsupported version"},
     {"type 0", TF_MSG_JOB_END, .patch = P1(3, 0), .reason = "unknown message type"},
-    {"type 15", TF_MSG_JOB_END, .patch = P1(3, 15), .reason = "unknown message type"},
+    {"type 16", TF_MSG_JOB_END, .patch = P1(3, 16), .reason = "unknown message type"},
     {"type 255", TF_MSG_JOB_END, .patch = P1(3, 255), .reason = "unknown message type"},
     //  HELLO
     {"HELLO truncated slots", TF_MSG_HELLO, .cut = 15, .reason = "truncated HELLO"},
@@ -624,6 +628,7 @@ static const s_bad_t s_bad[] = {
      .reason = "record count over limit"},
     //  trailing bytes
     {"JOB_END trailing", TF_MSG_JOB_END, .append = 1, .reason = "trailing bytes"},
+    {"RESULTS_LOST trailing", TF_MSG_RESULTS_LOST, .append = 1, .reason = "trailing bytes"},
     {"TASKS count too small", TF_MSG_TASKS, .patch = P4(12, 1), .reason = "trailing bytes"},
     {"ACK count too small", TF_MSG_ACK, .patch = P4(12, 1), .reason = "trailing bytes"},
     {"REPORT count too small", TF_MSG_REPORT, .patch = P4(16, 1), .reason = "trailing bytes"},
@@ -860,6 +865,7 @@ static void s_read_accepted(const uint8_t *data, size_t size, const tf_hdr_t *hd
         (void)tf_proto_get_reset(data, size);
         break;
     case TF_MSG_JOB_END:
+    case TF_MSG_RESULTS_LOST:
         cr_assert_eq(size, (size_t)TF_HDR_SIZE);
         break;
     default:

@@ -339,11 +339,13 @@ static void s_requeue_lost(void *arg, uint64_t seq, tf_slot_t *slot)
     self->stats.resent_lost++; //  `retried` counts when it is sent again
 }
 
-//  A lost worker's done items that the sink has not acknowledged: their
-//  results may have been lost with it (queued in the worker, or on its way
-//  to the sink). A result that reached the sink is acknowledged within a
-//  loop turn of the sink, so waiting the whole --ack-timeout for the others
-//  only stalls the job: they are sent again after two heartbeats.
+//  A worker's done items that the sink has not acknowledged, when their
+//  results may be gone: the worker is lost (they were queued in it, or on
+//  their way), or it saw its connection to the sink drop (RESULTS_LOST).
+//  A result that reached the sink is normally acknowledged within moments,
+//  so waiting the whole --ack-timeout for the others only stalls the job:
+//  they are sent again after two heartbeats (at worst a needless re-run,
+//  whose result the sink drops as a duplicate).
 static void s_hasten_lost(void *arg, uint64_t seq, tf_slot_t *slot)
 {
     (void)seq;
@@ -354,7 +356,7 @@ static void s_hasten_lost(void *arg, uint64_t seq, tf_slot_t *slot)
     int64_t at = tf_now_ms() + grace;
     if (slot->deadline > at)
         slot->deadline = at;
-    slot->worker = -1; //  its index may serve another peer from now on
+    slot->worker = -1; //  made due once, whatever happens to the worker next
     self->hastened++;
 }
 
@@ -890,6 +892,17 @@ static void s_handle(tf_vent_t *self)
                 s_on_report(self, peer, data, size);
             break;
         case TF_MSG_HEARTBEAT:
+            break;
+        case TF_MSG_RESULTS_LOST:
+            if (p->is_sink)
+                s_malformed(self, "RESULTS_LOST from the sink");
+            else {
+                self->hastened = 0;
+                tf_window_each(self->window, TF_ITEM_COMPLETED, peer, s_hasten_lost, self);
+                tf_info("ventilator: worker %s lost a connection to the sink: %u done item(s) "
+                        "not acknowledged yet run again unless acknowledged soon",
+                        p->name, self->hastened);
+            }
             break;
         case TF_MSG_ACK:
             if (!p->is_sink)

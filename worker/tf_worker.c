@@ -1675,15 +1675,16 @@ int tf_worker_run(tf_worker_t *self)
                     tf_info("worker: connection to the ventilator dropped while joining, "
                             "starting a new session");
                 s_session_new(self);
-            } else if (sink_dropped && !leaving && !self->draining && self->state == S_ACTIVE &&
-                       !self->job_ended) {
-                //  Results sent on the dropped connection may be gone. A new
-                //  session makes the ventilator count the old one lost, and
-                //  it sends a lost worker's unacknowledged items again after
-                //  two heartbeats instead of the whole --ack-timeout.
-                tf_warn("worker: connection to the sink dropped, results on it may be lost; "
-                        "starting a new session");
-                s_session_new(self);
+            } else if (sink_dropped && !leaving && self->state == S_ACTIVE && !self->job_ended) {
+                //  Results sent on the dropped connection may be gone (those
+                //  not sent yet go out on the next one). The ventilator is
+                //  told after our completions so far, and sends the items it
+                //  has from us done but unacknowledged again unless the sink
+                //  acknowledges them soon, instead of after --ack-timeout.
+                tf_warn("worker: connection to the sink dropped, results on it may be lost");
+                s_report_flush(self, true);
+                if (tf_enc_results_lost(&self->msg, self->job) == 0)
+                    tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
             }
         }
         if (!self->pipe && !self->fnmode)

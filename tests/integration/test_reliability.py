@@ -981,11 +981,13 @@ class CurveTest(ReliabilityBase):
 class ResetProxy:
     """A TCP proxy on 127.0.0.1 that aborts (RST, SO_LINGER 0) each
     connection `lo`..`hi` seconds after accepting it, while `resetting`;
-    afterwards it only forwards. Counts the resets it made."""
+    afterwards it only forwards. For the last `swallow` seconds before a
+    reset it drops what the client sends (taken, never delivered: lost in
+    flight for sure). Counts the resets it made."""
 
-    def __init__(self, upstream_port, rng, lo, hi):
+    def __init__(self, upstream_port, rng, lo, hi, swallow=0.0):
         self.upstream = upstream_port
-        self.rng, self.lo, self.hi = rng, lo, hi
+        self.rng, self.lo, self.hi, self.swallow = rng, lo, hi, swallow
         self.resetting = True
         self.resets = 0
         self.lock = threading.Lock()
@@ -1009,13 +1011,14 @@ class ResetProxy:
             sock.close()
 
     @staticmethod
-    def pump(src, dst, dead):
+    def pump(src, dst, dead, muted):
         try:
             while not dead.is_set():
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                if not muted.is_set():
+                    dst.sendall(data)
         except OSError:
             pass
         dead.set()
@@ -1032,15 +1035,21 @@ class ResetProxy:
             except OSError:
                 c.close()
                 continue
-            dead = threading.Event()
+            dead, muted = threading.Event(), threading.Event()
             with self.lock:
                 self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pump, args=(a, b, dead), daemon=True).start()
-            threading.Thread(target=self.killer, args=(c, u, dead), daemon=True).start()
+            for a, b, m in ((c, u, muted), (u, c, threading.Event())):
+                threading.Thread(target=self.pump, args=(a, b, dead, m), daemon=True).start()
+            threading.Thread(target=self.killer, args=(c, u, dead, muted), daemon=True).start()
 
-    def killer(self, c, u, dead):
-        if not dead.wait(self.rng.uniform(self.lo, self.hi)) and self.resetting:
+    def killer(self, c, u, dead, muted):
+        delay = self.rng.uniform(self.lo, self.hi)
+        if self.swallow and not dead.wait(max(0.0, delay - self.swallow)) and self.resetting:
+            muted.set()
+            delay = self.swallow
+        #  Once muted it must reset: a connection that swallows for good
+        #  would lose results without anyone noticing.
+        if not dead.wait(delay) and (self.resetting or muted.is_set()):
             with self.lock:
                 self.resets += 1
         elif not dead.is_set():
@@ -1059,7 +1068,7 @@ class ResetProxy:
 
 class ConnectionResetTest(ReliabilityBase):
 
-    def run_with_proxy(self, on, n=600, ack_timeout=None):
+    def run_with_proxy(self, on, n=600, ack_timeout=None, swallow=0.0):
         """A ventilator, a sink and a `worker -j 4 --pipe`; the link named
         by `on` ("worker" or "sink": to the ventilator; "results": the
         worker's to the sink) goes through a ResetProxy that resets each
@@ -1070,7 +1079,7 @@ class ConnectionResetTest(ReliabilityBase):
         outp, stats = self.path("out.txt"), self.path("stats.json")
         vport, sport = h.free_port(), h.free_port()
         vep, sep = "tcp://127.0.0.1:%d" % vport, "tcp://127.0.0.1:%d" % sport
-        proxy = ResetProxy(sport if on == "results" else vport, self.rng, 0.3, 0.8)
+        proxy = ResetProxy(sport if on == "results" else vport, self.rng, 0.3, 0.8, swallow)
         self.addCleanup(proxy.close)
         via = "tcp://127.0.0.1:%d" % proxy.port
         slow_hb = ["--heartbeat", "0.5", "--heartbeat-timeout", "60"]
@@ -1127,13 +1136,17 @@ class ConnectionResetTest(ReliabilityBase):
     def test_results_link_reset_again_and_again(self):
         """The worker's connection to the sink is reset again and again:
         results in flight on it are lost. The worker notices each drop and
-        starts a new session, the ventilator counts the old one lost and
-        sends its unacknowledged items again two heartbeats later: the job
-        ends well within its bound although --ack-timeout (60 s) is longer."""
-        werr, st = self.run_with_proxy("results", ack_timeout=60)
-        log("worker sessions after a sink drop: %d"
-            % werr.count("connection to the sink dropped"))
+        tells the ventilator (RESULTS_LOST), which sends the items it has
+        from that worker done but unacknowledged again two heartbeats later
+        unless the sink acknowledges them: the job ends well within its
+        bound although --ack-timeout (60 s) is longer, and the worker keeps
+        its session (nothing of what it runs is handed out twice)."""
+        werr, st = self.run_with_proxy("results", ack_timeout=60, swallow=0.2)
+        log("sink drops seen by the worker: %d" % werr.count("connection to the sink dropped"))
         self.assertIn("connection to the sink dropped", werr)
+        self.assertEqual(st.get("workers_lost"), 0, "the worker's session ended on a sink drop")
+        self.assertEqual(st.get("resent_lost_worker"), 0)
+        self.assertGreater(st.get("resent_unacked"), 0, "no result was lost: nothing tested")
 
 
 class Blackhole:
