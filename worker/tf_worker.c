@@ -888,7 +888,11 @@ static void s_head_started(tf_worker_t *self, s_slot_t *s, s_task_t *t)
 }
 
 //  Feeds queued items to slot `s`'s co-process, up to `depth` unanswered.
-static void s_pipe_feed(tf_worker_t *self, s_slot_t *s, size_t depth)
+//  Called once per item with tiny items: kept inline in both callers (a
+//  call each cost 14 instructions per item, 2.5 % of the worker's, in
+//  bench/run #9).
+__attribute__((always_inline)) static inline void s_pipe_feed(tf_worker_t *self, s_slot_t *s,
+                                                              size_t depth)
 {
     while (self->queue.count > 0 && s->outstanding.count < depth && s->wbuf.len < S_PIPE_WBUF) {
         if (s->pid == 0 && s_pipe_spawn(self, s))
