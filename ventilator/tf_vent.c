@@ -42,9 +42,10 @@ typedef struct {
     uint32_t hello_credit; //  asked for with its HELLO, granted with its first WELCOME
     uint32_t leased;
     int64_t last_heard;
-    int fd;     //  the connection it last spoke on (ZMQ_SRCFD; -1: none)
-    bool probe; //  its connection dropped: s_probe_peers checks it
-    bool lost;  //  removed as lost, not as leaving after the job end
+    int fd;            //  the connection it last spoke on (ZMQ_SRCFD; -1: none)
+    bool probe;        //  its connection dropped: s_probe_peers checks it
+    bool lost;         //  removed as lost, not as leaving after the job end
+    bool results_lost; //  said RESULTS_LOST since the last deadline scan
     uint64_t done;
     uint64_t failed;
 } s_peer_t;
@@ -67,7 +68,8 @@ struct _tf_vent_t {
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
-    uint32_t hastened; //  s_hasten_lost: done items of a lost worker made due
+    uint32_t hastened; //  s_hasten_lost: done items made due (per pass)
+    bool results_lost; //  a peer said RESULTS_LOST: the next scan hastens
     uint32_t peers_cap;
     int last_peer; //  lookup cache
     uint32_t nworkers;
@@ -346,14 +348,17 @@ static void s_requeue_lost(void *arg, uint64_t seq, tf_slot_t *slot)
 //  so waiting the whole --ack-timeout for the others only stalls the job:
 //  they are sent again after two heartbeats (at worst a needless re-run,
 //  whose result the sink drops as a duplicate).
+static int64_t s_hasten_grace(const tf_vent_t *self)
+{
+    int64_t grace = 2 * self->cfg->heartbeat_ms;
+    return grace < self->cfg->ack_timeout_ms ? grace : self->cfg->ack_timeout_ms;
+}
+
 static void s_hasten_lost(void *arg, uint64_t seq, tf_slot_t *slot)
 {
     (void)seq;
     tf_vent_t *self = arg;
-    int64_t grace = 2 * self->cfg->heartbeat_ms;
-    if (grace > self->cfg->ack_timeout_ms)
-        grace = self->cfg->ack_timeout_ms;
-    int64_t at = tf_now_ms() + grace;
+    int64_t at = tf_now_ms() + s_hasten_grace(self);
     if (slot->deadline > at)
         slot->deadline = at;
     slot->worker = -1; //  made due once, whatever happens to the worker next
@@ -878,8 +883,10 @@ static void s_handle(tf_vent_t *self)
                 tf_enc_reset(&self->out, self->job, 1);
                 tf_net_send(self->router, self->rx.rid, self->rx.rid_len, self->out.data,
                             self->out.len);
-            } else
+            } else if (hdr.type != TF_MSG_RESULTS_LOST)
                 s_malformed(self, "message from an unknown peer or job");
+            //  (A RESULTS_LOST of a session already dropped: its items
+            //  were made due then; its next REPORT or HEARTBEAT gets RESET.)
             continue;
         }
         s_peer_heard(self, peer);
@@ -894,14 +901,15 @@ static void s_handle(tf_vent_t *self)
         case TF_MSG_HEARTBEAT:
             break;
         case TF_MSG_RESULTS_LOST:
+            //  Taken up by the next deadline scan (one pass over the window
+            //  per heartbeat, however many of these come).
             if (p->is_sink)
                 s_malformed(self, "RESULTS_LOST from the sink");
             else {
-                self->hastened = 0;
-                tf_window_each(self->window, TF_ITEM_COMPLETED, peer, s_hasten_lost, self);
-                tf_info("ventilator: worker %s lost a connection to the sink: %u done item(s) "
-                        "not acknowledged yet run again unless acknowledged soon",
-                        p->name, self->hastened);
+                tf_debug("ventilator: worker %s: results may be lost on the way to the sink",
+                         p->name);
+                p->results_lost = true;
+                self->results_lost = true;
             }
             break;
         case TF_MSG_ACK:
@@ -934,6 +942,9 @@ static void s_expire_lease(void *arg, uint64_t seq, tf_slot_t *slot)
 {
     tf_vent_t *self = arg;
     int64_t now = self->scan_now;
+    if (self->results_lost && slot->state == TF_ITEM_COMPLETED && slot->worker >= 0 &&
+        self->peers[slot->worker].results_lost)
+        s_hasten_lost(self, seq, slot);
     if (slot->deadline == 0 || slot->deadline > now)
         return;
     if (slot->state == TF_ITEM_LEASED) {
@@ -994,7 +1005,17 @@ static void s_timers(tf_vent_t *self)
     if (now >= self->next_scan) {
         self->next_scan = now + self->cfg->heartbeat_ms;
         self->scan_now = now;
+        self->hastened = 0;
         tf_window_each(self->window, -1, -1, s_expire_lease, self);
+        if (self->results_lost) {
+            self->results_lost = false;
+            for (uint32_t i = 0; i < self->npeers; i++)
+                self->peers[i].results_lost = false;
+            if (self->hastened > 0)
+                tf_info("ventilator: %u done item(s) whose results may have been lost on the "
+                        "way to the sink run again unless acknowledged within %.1f s",
+                        self->hastened, (double)s_hasten_grace(self) / 1000.0);
+        }
     }
 }
 

@@ -164,6 +164,9 @@ static void s_build(tf_buf_t *b, const uint8_t *data, size_t size)
     case TF_MSG_RESET:
         tf_enc_reset(b, job, 1);
         break;
+    case TF_MSG_RESULTS_LOST:
+        tf_enc_results_lost(b, job);
+        break;
     default:
         tf_enc_job_end(b, job);
     }

@@ -179,7 +179,7 @@ def zmq_backend():
 # Protocol encoding (docs/PROTOCOL.md §2-§3)
 
 HELLO, WELCOME, TASKS, REPORT, RESULTS, HEARTBEAT, RESET, SINK_HELLO, SINK_WELCOME, ACK, \
-    SKIP, END, FINISHED, JOB_END = range(1, 15)
+    SKIP, END, FINISHED, JOB_END, RESULTS_LOST = range(1, 16)
 
 
 def hdr(mtype, job=0, magic=b"TF", version=1):
@@ -221,6 +221,7 @@ def valid_bodies(rng):
         END: struct.pack(">QQ", 5, 0),
         FINISHED: struct.pack(">QB", 5, 1),
         JOB_END: b"",
+        RESULTS_LOST: b"",
     }
 
 
@@ -232,7 +233,7 @@ def malformed_messages(rng, job):
              hdr(HELLO, version=0) + valid_bodies(rng)[HELLO],
              hdr(HELLO, version=2) + valid_bodies(rng)[HELLO],
              hdr(HELLO, version=255) + valid_bodies(rng)[HELLO],
-             hdr(0, job), hdr(15, job), hdr(255, job) + b"x" * 40]
+             hdr(0, job), hdr(16, job), hdr(255, job) + b"x" * 40]
     for mtype, body in valid_bodies(rng).items():
         j = 0 if mtype in (HELLO, SINK_HELLO) else job
         #  Truncated bodies (every cut of the short ones), and trailing bytes.
