@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,15 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (to_file && cfg->input && strcmp(cfg->input, "-") != 0) {
+        //  `run -i f -o f` would empty its own input before reading it.
+        struct stat ist, ost;
+        if (stat(cfg->input, &ist) == 0 && stat(cfg->output, &ost) == 0 &&
+            ist.st_dev == ost.st_dev && ist.st_ino == ost.st_ino) {
+            snprintf(err, errlen, "output '%s' is the input file", cfg->output);
+            goto fail;
+        }
+    }
     if (to_file) {
         int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->resume ? 0 : O_TRUNC);
         self->out_fd = open(cfg->output, flags, 0666);
@@ -113,7 +123,18 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
         tf_journal_state_t js = {0, 0};
         if (cfg->resume && tf_journal_read(cfg->journal, &js, err, errlen))
             goto fail;
-        //  Cut back whatever was written after the last committed record.
+        //  Cut back whatever was written after the last committed record;
+        //  an output shorter than that lost committed results (truncated,
+        //  deleted, replaced): extending it would fill them with zeros.
+        struct stat ost;
+        if (fstat(self->out_fd, &ost) == 0 && (uint64_t)ost.st_size < js.offset) {
+            snprintf(err, errlen,
+                     "cannot resume: output '%s' has %llu bytes, the journal '%s' says %llu "
+                     "were committed (output truncated or replaced?)",
+                     cfg->output, (unsigned long long)ost.st_size, cfg->journal,
+                     (unsigned long long)js.offset);
+            goto fail;
+        }
         if (ftruncate(self->out_fd, (off_t)js.offset) || lseek(self->out_fd, 0, SEEK_END) < 0) {
             snprintf(err, errlen, "cannot cut back output '%s': %s", cfg->output, strerror(errno));
             goto fail;

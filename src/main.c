@@ -568,8 +568,24 @@ static int s_cmd_keygen(tf_config_t *cfg)
     return 0;
 }
 
+//  A closed standard descriptor would be taken by the next pipe or socket
+//  we open, and then read as input or written with output: closed stdin
+//  reads as empty, closed stdout and stderr discard (/dev/null).
+static void s_std_fds_open(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0 && null != fd) {
+                dup2(null, fd);
+                close(null);
+            }
+        }
+}
+
 int main(int argc, char **argv)
 {
+    s_std_fds_open();
     tf_signal_install();
     if (argc < 2) {
         fprintf(stderr, "taskfarm: missing command (run, ventilator, worker, sink, keygen); "

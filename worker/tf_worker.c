@@ -934,8 +934,15 @@ static void s_pipe_lines(tf_worker_t *self, s_slot_t *s)
             if (tf_log_ratelimit(&self->rl))
                 tf_warn("worker: co-process wrote a line with no item waiting; dropped");
         } else {
-            s_result_add(self, t, s->rbuf.data + start, end - start);
-            s_report(self, t, TF_ST_OK, 0);
+            //  A line over --max-result would be dropped by the sink and
+            //  the item run again after --ack-timeout, for ever: it fails
+            //  here, like an exec-mode result that grows too big.
+            if (end - start > self->max_result)
+                s_report(self, t, TF_ST_TOOBIG, 0);
+            else {
+                s_result_add(self, t, s->rbuf.data + start, end - start);
+                s_report(self, t, TF_ST_OK, 0);
+            }
             s_task_free(self->slab, t);
             if (s->outstanding.head)
                 s_head_started(self, s, s->outstanding.head);

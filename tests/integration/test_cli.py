@@ -205,6 +205,62 @@ class BadInvocationTest(h.TFTestCase):
                 self.assertIn(cmd, out.decode())
 
 
+class EdgeCaseTest(h.TFTestCase):
+    """Cases an adversarial black-box run found (each once hung, lost data
+    or exited 0)."""
+
+    def test_closed_stdin_reads_as_empty(self):
+        """With fd 0 closed, run once took it for its own pipe and waited
+        for items from that pipe for ever."""
+        import subprocess
+        p = subprocess.run([self.tf, "run", "-q", "--", "echo", "{}"], cwd=self.tmp, env=self.env,
+                           preexec_fn=lambda: os.close(0), capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"")
+
+    def test_pipe_result_over_max_result_fails(self):
+        """A --pipe answer longer than --max-result was sent anyway, dropped
+        by the sink, and the item ran again every --ack-timeout for ever."""
+        inp = h.write(self.path("in.txt"), b"a" * 600 + b"\n" + b"ok\n")
+        for extra in ([], ["--pty"], ["--no-pty"]):
+            with self.subTest(mode=extra):
+                rc, out, err = self.run_tf("run", "-j", "1", "--pipe", *extra, "--max-result",
+                                           "1000", "-i", inp, "--", "sed", "-u", "s/.*/&&/",
+                                           timeout=h.MEDIUM)
+                self.assertEqual(rc, 1, err[-2000:])
+                self.assertIn(b"too-big", err)
+                self.assertEqual(out, b"okok\n")
+
+    def test_resume_refuses_an_output_shorter_than_its_journal(self):
+        """An output truncated or deleted after a run: resuming from its
+        journal once filled the committed part with NUL bytes and exited 0."""
+        inp = h.write(self.path("in.txt"), b"".join(b"%d\n" % i for i in range(30)))
+        outp, jour = self.path("out.txt"), self.path("out.journal")
+        rc, _, err = self.run_tf("run", "-i", inp, "-o", outp, "--journal", jour, "--", "echo",
+                                 "r{}")
+        self.assertEqual(rc, 0, err)
+        for damage in ("truncate", "delete"):
+            with self.subTest(damage=damage):
+                if damage == "truncate":
+                    h.write(outp, b"r0\n")
+                elif os.path.exists(outp):
+                    os.unlink(outp)
+                rc, _, err = self.run_tf("run", "-i", inp, "-o", outp, "--journal", jour,
+                                         "--resume", "--", "echo", "r{}")
+                self.assertEqual(rc, 2, err)
+                self.assertIn(b"cannot resume", err)
+                self.assertNotIn(b"\x00", h.read(outp) if os.path.exists(outp) else b"")
+
+    def test_output_that_is_the_input(self):
+        """run -i f -o f emptied f before reading it and exited 0."""
+        data = b"".join(b"%d\n" % i for i in range(20))
+        f = h.write(self.path("f.txt"), data)
+        rc, _, err = self.run_tf("run", "-i", f, "-o", f, "--", "echo", "{}")
+        self.assertEqual(rc, 2, err)
+        self.assertIn(b"is the input file", err)
+        self.assertBytesEqual(h.read(f), data)
+
+
 class JunkTest(h.TFTestCase):
     """Random bytes (NUL, CR, 0xff, control characters) survive exactly."""
 
