@@ -58,6 +58,37 @@ static void s_logging(const tf_config_t *cfg, const char *ident)
     zsys_init();
 }
 
+//  A closed standard descriptor would be taken by the next pipe or socket
+//  we open, and then read as input or written with output: closed stdin
+//  reads as empty, closed stderr discards (/dev/null); results for a
+//  closed stdout are refused (s_output_ok).
+static bool s_stdout_closed = false;
+
+static void s_std_fds_open(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            if (fd == STDOUT_FILENO)
+                s_stdout_closed = true; //  results must not vanish there
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0 && null != fd) {
+                dup2(null, fd);
+                close(null);
+            }
+        }
+}
+
+//  Results going to a standard output that was closed would be lost.
+static bool s_output_ok(const tf_config_t *cfg, const char *cmd)
+{
+    bool to_stdout = !cfg->output || strcmp(cfg->output, "-") == 0;
+    if (to_stdout && s_stdout_closed) {
+        fprintf(stderr, "taskfarm %s: cannot write output: standard output is closed\n", cmd);
+        return false;
+    }
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 //  run: the one-box farm
 
@@ -324,6 +355,8 @@ static void s_worker_child(char **argv, pid_t parent)
 static int s_cmd_run(tf_config_t *cfg)
 {
     char err[512];
+    if (!s_output_ok(cfg, "run"))
+        return 2;
     s_run_t run;
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
@@ -516,6 +549,8 @@ static int s_cmd_ventilator(tf_config_t *cfg)
 static int s_cmd_sink(tf_config_t *cfg)
 {
     char err[512];
+    if (!s_output_ok(cfg, "sink"))
+        return 2;
     s_logging(cfg, "taskfarm-sink");
     tf_sink_t *sink = tf_sink_new(cfg, err, sizeof err);
     if (!sink) {
@@ -566,21 +601,6 @@ static int s_cmd_keygen(tf_config_t *cfg)
     }
     printf("wrote %s (public) and %s_secret (secret)\n", cfg->name, cfg->name);
     return 0;
-}
-
-//  A closed standard descriptor would be taken by the next pipe or socket
-//  we open, and then read as input or written with output: closed stdin
-//  reads as empty, closed stdout and stderr discard (/dev/null).
-static void s_std_fds_open(void)
-{
-    for (int fd = 0; fd <= 2; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-            int null = open("/dev/null", O_RDWR);
-            if (null >= 0 && null != fd) {
-                dup2(null, fd);
-                close(null);
-            }
-        }
 }
 
 int main(int argc, char **argv)

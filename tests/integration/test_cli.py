@@ -218,6 +218,21 @@ class EdgeCaseTest(h.TFTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, b"")
 
+    def test_closed_stdout_is_an_error(self):
+        """Results for a closed stdout must not vanish: one error line, exit 2
+        (with -o FILE the job runs)."""
+        import subprocess
+        for extra, want in (([], 2), (["-o", self.path("o.txt")], 0)):
+            with self.subTest(args=extra):
+                p = subprocess.run([self.tf, "run", "-q", *extra, "--", "echo", "{}"],
+                                   cwd=self.tmp, env=self.env, input=b"a\nb\n",
+                                   preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE,
+                                   timeout=30)
+                self.assertEqual(p.returncode, want, p.stderr)
+                if want:
+                    self.assertIn(b"standard output is closed", p.stderr)
+        self.assertBytesEqual(h.read(self.path("o.txt")), b"a\nb\n")
+
     def test_pipe_result_over_max_result_fails(self):
         """A --pipe answer longer than --max-result was sent anyway, dropped
         by the sink, and the item ran again every --ack-timeout for ever."""
