@@ -89,6 +89,29 @@ static bool s_output_ok(const tf_config_t *cfg, const char *cmd)
     return true;
 }
 
+//  A --stats file that cannot be written is found out before the job, not
+//  after it: the path must be a writable file, or creatable (probed by
+//  creating it and removing it again).
+static bool s_stats_ok(const tf_config_t *cfg, const char *cmd)
+{
+    if (!cfg->stats)
+        return true;
+    struct stat st;
+    bool exists = stat(cfg->stats, &st) == 0;
+    int fd = exists && S_ISDIR(st.st_mode)
+                 ? (errno = EISDIR, -1)
+                 : open(cfg->stats, O_WRONLY | O_CLOEXEC | (exists ? 0 : O_CREAT | O_EXCL), 0666);
+    if (fd < 0) {
+        fprintf(stderr, "taskfarm %s: cannot write --stats file '%s': %s\n", cmd, cfg->stats,
+                strerror(errno));
+        return false;
+    }
+    close(fd);
+    if (!exists)
+        unlink(cfg->stats);
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 //  run: the one-box farm
 
@@ -355,7 +378,7 @@ static void s_worker_child(char **argv, pid_t parent)
 static int s_cmd_run(tf_config_t *cfg)
 {
     char err[512];
-    if (!s_output_ok(cfg, "run"))
+    if (!s_output_ok(cfg, "run") || !s_stats_ok(cfg, "run"))
         return 2;
     s_run_t run;
     memset(&run, 0, sizeof run);
@@ -474,8 +497,9 @@ static int s_cmd_run(tf_config_t *cfg)
     sink_started = false;
     if (run.sink_rc >= 2 && rc < 2)
         rc = run.sink_rc;
-    if (cfg->stats)
-        tf_vent_write_stats(run.vent, cfg->stats, tf_sink_stats(run.sink)->malformed);
+    if (cfg->stats &&
+        tf_vent_write_stats(run.vent, cfg->stats, tf_sink_stats(run.sink)->malformed) && rc < 2)
+        rc = 2;
 
 done:
     if (sink_started) {
@@ -533,6 +557,8 @@ done:
 static int s_cmd_ventilator(tf_config_t *cfg)
 {
     char err[512];
+    if (!s_stats_ok(cfg, "ventilator"))
+        return 2;
     s_logging(cfg, "taskfarm-vent");
     tf_vent_t *vent = tf_vent_new(cfg, err, sizeof err);
     if (!vent) {
@@ -540,8 +566,8 @@ static int s_cmd_ventilator(tf_config_t *cfg)
         return 2;
     }
     int rc = tf_vent_run(vent);
-    if (cfg->stats)
-        tf_vent_write_stats(vent, cfg->stats, 0);
+    if (cfg->stats && tf_vent_write_stats(vent, cfg->stats, 0) && rc < 2)
+        rc = 2;
     tf_vent_destroy(&vent);
     return rc;
 }
@@ -549,7 +575,7 @@ static int s_cmd_ventilator(tf_config_t *cfg)
 static int s_cmd_sink(tf_config_t *cfg)
 {
     char err[512];
-    if (!s_output_ok(cfg, "sink"))
+    if (!s_output_ok(cfg, "sink") || !s_stats_ok(cfg, "sink"))
         return 2;
     s_logging(cfg, "taskfarm-sink");
     tf_sink_t *sink = tf_sink_new(cfg, err, sizeof err);
@@ -558,8 +584,8 @@ static int s_cmd_sink(tf_config_t *cfg)
         return 2;
     }
     int rc = tf_sink_run(sink);
-    if (cfg->stats)
-        tf_sink_write_stats(sink, cfg->stats);
+    if (cfg->stats && tf_sink_write_stats(sink, cfg->stats) && rc < 2)
+        rc = 2;
     tf_sink_destroy(&sink);
     return rc;
 }

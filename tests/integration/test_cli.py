@@ -111,6 +111,12 @@ KNOWN_BUGS = {
 }
 
 BAD_BUGGY = [
+    #  The job ran, then the --stats file failed and run exited 0.
+    ("stats in missing dir", ["run", "--stats", "{tmp}/no/dir/s.json", "--", "cat"],
+     ["--stats", "{tmp}/no/dir/s.json"], 2),
+    ("stats is a directory", ["run", "--stats", "{tmp}", "--", "cat"], ["--stats", "{tmp}"], 2),
+    ("ventilator stats in missing dir", ["ventilator", "--bind", "tcp://127.0.0.1:1", "--stats",
+                                         "{tmp}/no/s.json"], ["--stats", "{tmp}/no/s.json"], 2),
     ("missing input file", ["run", "-i", "{tmp}/no-such-input", "--", "cat"],
      ["{tmp}/no-such-input"], None),
     ("output in missing dir", ["run", "-o", "{tmp}/no/dir/out", "--", "cat"],
