@@ -575,6 +575,11 @@ int tf_config_load_json(tf_config_t *self, const char *path, char *err, size_t e
     return rc;
 }
 
+bool tf_config_is_std(const char *path)
+{
+    return !path || strcmp(path, "-") == 0;
+}
+
 int tf_config_check(tf_config_t *self, char *err, size_t errlen)
 {
     const char *cmd = tf_cmd_name(self->cmd);

@@ -90,6 +90,8 @@ int tf_config_apply_json(tf_config_t *self, const char *text, const char *origin
                          size_t errlen);
 //  Checks cross-option rules (required endpoints, command present, ...).
 int tf_config_check(tf_config_t *self, char *err, size_t errlen);
+//  True when `path` (-i / -o) means standard input or output: unset or "-".
+bool tf_config_is_std(const char *path);
 
 //  Prints --help for the subcommand to `out` (a FILE *).
 void tf_config_usage(int cmd, void *out);

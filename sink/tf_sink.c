@@ -90,7 +90,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
     tf_limits_default(&self->limits);
     self->limits.max_result = (uint32_t)cfg->max_result;
     atomic_init(&self->stop, false);
-    bool to_file = cfg->output && strcmp(cfg->output, "-") != 0;
+    bool to_file = !tf_config_is_std(cfg->output);
     if (cfg->journal) {
         if (!to_file) {
             snprintf(err, errlen, "--journal needs -o FILE (stdout cannot be cut back on resume)");
@@ -101,7 +101,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (to_file && cfg->input && strcmp(cfg->input, "-") != 0) {
+    if (to_file && !tf_config_is_std(cfg->input)) {
         //  `run -i f -o f` would empty its own input before reading it.
         struct stat ist, ost;
         if (stat(cfg->input, &ist) == 0 && stat(cfg->output, &ost) == 0 &&

@@ -81,8 +81,7 @@ static void s_std_fds_open(void)
 //  Results going to a standard output that was closed would be lost.
 static bool s_output_ok(const tf_config_t *cfg, const char *cmd)
 {
-    bool to_stdout = !cfg->output || strcmp(cfg->output, "-") == 0;
-    if (to_stdout && s_stdout_closed) {
+    if (tf_config_is_std(cfg->output) && s_stdout_closed) {
         fprintf(stderr, "taskfarm %s: cannot write output: standard output is closed\n", cmd);
         return false;
     }

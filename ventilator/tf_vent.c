@@ -149,7 +149,7 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     self->limits.max_result = (uint32_t)cfg->max_result;
     tf_latency_init(&self->latency);
 
-    if (cfg->input && strcmp(cfg->input, "-") != 0) {
+    if (!tf_config_is_std(cfg->input)) {
         self->in_fd = open(cfg->input, O_RDONLY | O_CLOEXEC);
         if (self->in_fd < 0) {
             snprintf(err, errlen, "cannot open input '%s': %s", cfg->input, strerror(errno));
@@ -365,6 +365,16 @@ static void s_hasten_lost(void *arg, uint64_t seq, tf_slot_t *slot)
     self->hastened++;
 }
 
+//  One pass over a lost worker's items: leases go back to the queue, done
+//  but unacknowledged ones are made due soon.
+static void s_lost_item(void *arg, uint64_t seq, tf_slot_t *slot)
+{
+    if (slot->state == TF_ITEM_LEASED)
+        s_requeue_lost(arg, seq, slot);
+    else if (slot->state == TF_ITEM_COMPLETED)
+        s_hasten_lost(arg, seq, slot);
+}
+
 static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
 {
     s_peer_t *p = &self->peers[peer];
@@ -383,9 +393,8 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         int64_t silent = tf_now_ms() - p->last_heard;
         uint32_t leased = p->leased;
         p->lost = true;
-        tf_window_each(self->window, TF_ITEM_LEASED, peer, s_requeue_lost, self);
         self->hastened = 0;
-        tf_window_each(self->window, TF_ITEM_COMPLETED, peer, s_hasten_lost, self);
+        tf_window_each(self->window, -1, peer, s_lost_item, self);
         tf_warn("ventilator: worker %s lost (%s), %u item(s) re-queued, %u done but not "
                 "acknowledged",
                 p->name, why, leased, self->hastened);
