@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
 #define S_BALANCE_MIN_US 1000   //  items this long go to the slot free first
 #define S_FLUSH_DELAY_US 1000   //  results may wait this long for company
+#define S_EOF_GRACE_MS 1000     //  an idle co-process's time to exit after EOF
+#define S_MAX_POLL_SLOTS 64     //  s_pipe_close_idle: slots watched per poll
 
 typedef struct s_task {
     struct s_task *next;
@@ -149,6 +152,7 @@ typedef struct {
     int64_t waiting_since_ms;
     bool probing;      //  on pipes, not yet seen to answer (auto mode)
     bool feed_blocked; //  s_pipe_start: took no item this round
+    bool ending;       //  s_pipe_close_idle: told to end, not yet gone
     //  function mode (plugin, library)
     tf_fnslot_t *fns;
 } s_slot_t;
@@ -444,12 +448,90 @@ static bool s_read_into(int fd, tf_buf_t *b, int rounds, size_t cap)
     return false;
 }
 
+//  True when the slot's child has ended. It is left a zombie (WNOWAIT):
+//  until s_reap, its id, and so its process group's, cannot be reused.
+static bool s_child_ended(const s_slot_t *s)
+{
+    if (s->pid <= 0 || s->exited)
+        return true;
+    siginfo_t si;
+    si.si_pid = 0;
+    return waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
+}
+
+//  An idle co-process ends the way a filter does. On pipes its stdin is
+//  closed (EOF). On a pty, whose raw mode has no end-of-file character and
+//  whose closed master reads as an I/O error, its process group gets
+//  SIGTERM. Either way it has S_EOF_GRACE_MS to exit; what it still writes
+//  is read and dropped, so that it cannot block on a full pipe. One that
+//  holds items (the worker is leaving before they are done) is not waited
+//  for.
+static void s_pipe_close_idle(tf_worker_t *self)
+{
+    int64_t deadline = tf_now_ms() + S_EOF_GRACE_MS;
+    int waiting = 0;
+    for (int i = 0; self->pipe && i < self->nslots; i++) {
+        s_slot_t *s = &self->slots[i];
+        s->ending = false;
+        if (s->pid <= 0 || s->exited || s->outstanding.count > 0)
+            continue;
+        if (s->wfd == s->rfd) {
+            kill(-s->pid, SIGTERM);
+            kill(s->pid, SIGTERM);
+        } else
+            s_close(&s->wfd);
+        s->ending = true;
+        waiting++;
+    }
+    while (waiting > 0) {
+        struct pollfd pfd[2 * S_MAX_POLL_SLOTS];
+        nfds_t n = 0;
+        bool blind = false; //  an exit we would not hear of: look every 1 ms
+        waiting = 0;
+        for (int i = 0; i < self->nslots; i++) {
+            s_slot_t *s = &self->slots[i];
+            if (!s->ending || s_child_ended(s))
+                continue;
+            waiting++;
+            if (n + 2 > 2 * S_MAX_POLL_SLOTS) {
+                blind = true; //  no room this turn
+                continue;
+            }
+            if (s->rfd >= 0)
+                pfd[n++] = (struct pollfd){s->rfd, POLLIN, 0};
+            if (s->pidfd >= 0)
+                pfd[n++] = (struct pollfd){s->pidfd, POLLIN, 0};
+            else
+                blind = true; //  no pidfd (old kernel)
+        }
+        int64_t left = deadline - tf_now_ms();
+        if (waiting == 0 || left <= 0)
+            break;
+        if (poll(pfd, n, blind ? 1 : (int)left) <= 0)
+            continue;
+        for (nfds_t k = 0; k < n; k++)
+            if (pfd[k].revents)
+                for (int i = 0; i < self->nslots; i++) {
+                    s_slot_t *s = &self->slots[i];
+                    if (s->rfd == pfd[k].fd) {
+                        char sink[4096];
+                        ssize_t r = read(s->rfd, sink, sizeof sink);
+                        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+                            s_close(&s->rfd);
+                    }
+                }
+    }
+}
+
 void tf_worker_destroy(tf_worker_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     tf_worker_t *self = *self_p;
+    s_pipe_close_idle(self);
     //  Every child is told first, so that they die together, not one by one.
+    //  The process group goes too (what a co-process left running), also for
+    //  a co-process that ended above: not yet reaped, its id is still ours.
     for (int i = 0; self->slots && i < self->nslots; i++)
         if (self->slots[i].pid > 0 && !self->slots[i].exited)
             tf_proc_kill(self->slots[i].pid);

@@ -160,6 +160,65 @@ class PipeModeTest(h.TFTestCase):
         self.assertBytesEqual(out, h.join_lines(good))
 
 
+class CoprocessEndTest(h.TFTestCase):
+    """How a --pipe co-process ends when the job is over: on pipes it reads
+    EOF and runs what follows its loop; on a pty (raw mode has no end-of-file
+    character) it gets SIGTERM; one that stays is killed with its process
+    group after a grace time. (Before, every co-process was SIGKILLed.)"""
+
+    def ends(self, name):
+        path = self.path(name)
+        return h.read(path).split() if os.path.exists(path) else []
+
+    def test_pipe_coprocess_reads_eof(self):
+        mark = self.path("eof")
+        loop = 'while read -r l; do printf "%s\\n" "$l"; done; echo "eof $$" >> "$0"'
+        items = [b"item %d" % i for i in range(60)]
+        for extra in (["--no-pty"], []):
+            with self.subTest(mode=extra or "auto"):
+                if os.path.exists(mark):
+                    os.unlink(mark)
+                rc, out, err = self.run_tf("run", "--pipe", "-j", "3", *extra, "--", "sh", "-c",
+                                           loop, mark, input=h.join_lines(items),
+                                           timeout=h.LONG)
+                self.assertEqual(rc, 0, err[-2000:])
+                self.assertBytesEqual(out, h.join_lines(items))
+                self.assertEqual(self.ends("eof").count(b"eof"), 3,
+                                 "each of the 3 co-processes reads EOF and finishes its script")
+
+    def test_pty_coprocess_gets_sigterm(self):
+        mark = self.path("term")
+        script = ('trap \'echo "term $$" >> "$0"; exit 0\' TERM; '
+                  'while read -r l; do printf "%s\\n" "$l"; done')
+        items = [b"item %d" % i for i in range(40)]
+        rc, out, err = self.run_tf("run", "--pipe", "--pty", "-j", "2", "--", "sh", "-c",
+                                   script, mark, input=h.join_lines(items), timeout=h.LONG)
+        self.assertEqual(rc, 0, err[-2000:])
+        self.assertBytesEqual(out, h.join_lines(items))
+        self.assertEqual(self.ends("term").count(b"term"), 2,
+                         "each of the 2 co-processes runs its TERM trap")
+
+    def test_coprocess_that_stays_is_killed(self):
+        """A co-process that ignores both (and leaves a child behind) is
+        killed with its process group: nothing it started outlives run."""
+        pids = self.path("pids")
+        script = ('trap "" TERM; echo $$ >> "$0"; cat; sleep 300 & echo $! >> "$0"; wait')
+        for extra in (["--no-pty"], ["--pty"]):
+            with self.subTest(mode=extra):
+                if os.path.exists(pids):
+                    os.unlink(pids)
+                rc, out, err = self.run_tf("run", "--pipe", "-j", "2", *extra, "--", "sh", "-c",
+                                           script, pids, input=b"a\nb\nc\n", timeout=h.LONG)
+                self.assertEqual(rc, 0, err[-2000:])
+                self.assertBytesEqual(out, b"a\nb\nc\n")
+                left = [int(x) for x in self.ends("pids")]
+                self.assertGreaterEqual(len(left), 2)
+                alive = lambda: [p for p in left if p in h.proc_table()  # noqa: E731
+                                 and h.proc_table()[p][0] != "Z"]
+                self.assertTrue(h.wait_for(lambda: not alive(), 5),
+                                "still running after run exited: %s" % alive())
+
+
 class ExecModeTest(h.TFTestCase):
 
     def run_ok(self, *args, input=b"", env=None, timeout=h.LONG):
