@@ -537,9 +537,59 @@ def w5_skew(ctx):
           note="the floor of a process per item here: greedy, in order, unordered output")
     R.target(wid, "skewed 1/10 × 100 ms: taskfarm --pipe makespan ÷ ideal", rr["pipe"], "<=", 1.1)
     R.target(wid, "skewed 1/10 × 100 ms: taskfarm exec makespan ÷ ideal", rr["exec"], "<=", 1.1)
+    w5_process_start(ctx, wid, title, inp, ideal, same, same_sorted)
     st = read_json(stats)
     R.extra["skew"] = {"items": n, "ideal_s": ideal, "taskfarm_stats_last": st}
     R.plot["skew"] = rr
+
+
+def w5_process_start(ctx, wid, title, inp, ideal, same, same_sorted):
+    """What one process start costs here, and the exec-mode rows again with
+    a task that skips the C library's start-up (bench/sleeper_nolibc.c):
+    the difference is the machine's, not the runner's."""
+    nolibc = os.path.join(ctx.tools, "sleeper_nolibc")
+    if not os.access(nolibc, os.X_OK):
+        log("  #5 process-start rows skipped: no sleeper_nolibc (x86-64 only)")
+        return
+    sleeper = os.path.join(ctx.tools, "sleeper")
+    spawnloop = os.path.join(ctx.tools, "spawnloop")
+    n = SIZES["skew_items"]
+    zero = os.path.join(ctx.tmp, "zero.txt")
+    write_lines(zero, [f"0 #{i}" for i in range(n)])
+    zero_expect = sorted(f"0 #{i}".encode() for i in range(n))
+
+    def zero_ok(r, o):
+        with open(o, "rb") as f:
+            return None if sorted(f.read().splitlines()) == zero_expect else "output lost items"
+    outs = {k: os.path.join(ctx.tmp, f"w5_{k}.out")
+            for k in ("start_glibc", "start_nolibc", "exec_nolibc", "floor_nolibc")}
+    t = timed_series(wid, [
+        {"name": "start_glibc", "cmd": [spawnloop, "1", sleeper], "stdin": zero,
+         "stdout": outs["start_glibc"], "check": zero_ok},
+        {"name": "start_nolibc", "cmd": [spawnloop, "1", nolibc], "stdin": zero,
+         "stdout": outs["start_nolibc"], "check": zero_ok},
+        {"name": "exec_nolibc", "cmd": [ctx.tf, "run", "-j", "4", "--", nolibc, "{}"],
+         "stdin": inp, "stdout": outs["exec_nolibc"], "check": same},
+        {"name": "floor_nolibc", "cmd": [spawnloop, "4", nolibc], "stdin": inp,
+         "stdout": outs["floor_nolibc"], "check": same_sorted},
+    ])
+    m = {k: median(v) if v else None for k, v in t.items()}
+    per = {k: (m[k] / n * 1000 if m[k] else None) for k in ("start_glibc", "start_nolibc")}
+    for k, what in (("start_glibc", "sleeper (glibc, dynamic)"),
+                    ("start_nolibc", "sleeper_nolibc (no C library, static)")):
+        R.row(wid, title, f"process start + exit, one at a time: {what}, {n} × 0 ms", times=t[k],
+              value=None if per[k] is None else round(per[k], 3),
+              metric="" if per[k] is None else f"{per[k]:.2f} ms per process",
+              status="ok" if t[k] else "WRONG/FAILED",
+              note="bench/spawnloop 1; glibc's start-up runs CPUID dozens of times, and a "
+                   "hypervisor may trap each" if k == "start_glibc" else "")
+    for k, what in (("exec_nolibc", "taskfarm run -j 4 -- sleeper_nolibc {} (a process per item)"),
+                    ("floor_nolibc", "bench/spawnloop 4 sleeper_nolibc")):
+        r = m[k] / ideal if m[k] else None
+        R.row(wid, title, what, times=t[k], ratio=r, ratio_of="× ideal",
+              status="ok" if t[k] else "WRONG/FAILED",
+              note="the exec-mode rows again with a task whose start costs only the kernel's exec")
+    R.extra["process_start_ms"] = per
 
 
 # -- workload 6: peak RSS
