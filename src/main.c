@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <netdb.h>
+#include <dlfcn.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -343,6 +343,26 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
     return cfg->curve_allow ? 0 : -1;
 }
 
+//  Each process's first ZeroMQ context initialises the libraries libzmq is
+//  built with: OpenPGM (which looks up the "pgm" protocol through NSS:
+//  nsswitch.conf, module loading, ~100 library path probes) and libsodium
+//  (CPU feature probes with CPUID, which a hypervisor may trap). Together
+//  ~0.25 ms of CPU per process here. Done once before the forks, every
+//  local worker inherits them: both are reference-counted or idempotent
+//  (pgm_init, sodium_init), open no descriptor and start no thread. Looked
+//  up by name, as libzmq may be built without either.
+static void s_zmq_libraries_init(void)
+{
+    int (*sodium_init)(void);
+    bool (*pgm_init)(void *); //  bool pgm_init(pgm_error_t **)
+    *(void **)(&sodium_init) = dlsym(RTLD_DEFAULT, "sodium_init");
+    *(void **)(&pgm_init) = dlsym(RTLD_DEFAULT, "pgm_init");
+    if (sodium_init)
+        (void)sodium_init();
+    if (pgm_init)
+        (void)pgm_init(NULL);
+}
+
 //  A forked local worker: never returns.
 static void s_worker_child(char **argv, pid_t parent)
 {
@@ -420,11 +440,8 @@ static int s_cmd_run(tf_config_t *cfg)
     //  Local workers are forked now, before czmq starts any thread, so that
     //  they cost no exec and no dynamic linking (a worker that dies later is
     //  replaced through posix_spawn). They connect as soon as we bind.
-    //  Each process's first ZeroMQ context initialises OpenPGM, which looks
-    //  up the "pgm" protocol through NSS (nsswitch.conf, module loading,
-    //  ~100 library path probes). Doing it once here lets every forked
-    //  worker inherit the loaded NSS state.
-    (void)getprotobyname("pgm");
+    if (nworkers > 0)
+        s_zmq_libraries_init();
     pid_t self_pid = getpid();
     for (int i = 0; i < nworkers; i++) {
         fflush(NULL);
