@@ -9,18 +9,34 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_HEADER "taskfarm-journal 1\n"
+#define S_HEADER_V1 "taskfarm-journal 1\n" //  records "C next offset"
+#define S_HEADER "taskfarm-journal 2\n"    //  records "C next offset failed"
 
 struct _tf_journal_t {
     int fd;
-    uint64_t last_next;
-    uint64_t last_offset;
+    tf_journal_state_t last;
 };
+
+//  Parses one complete record line (with its '\n') of a journal of the
+//  given version into *st. Returns -1 if it is not one.
+static int s_parse_record(const char *line, size_t n, int version, tf_journal_state_t *st)
+{
+    if (n < 2 || memchr(line, '\0', n) || strspn(line + 1, " 0123456789") != n - 2)
+        return -1;
+    char c, extra;
+    st->failed = 0;
+    int fields = version == 1 ? sscanf(line, "%c %" SCNu64 " %" SCNu64 "%c", &c, &st->next,
+                                       &st->offset, &extra)
+                              : sscanf(line, "%c %" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &c,
+                                       &st->next, &st->offset, &st->failed, &extra);
+    return fields == (version == 1 ? 4 : 5) && c == 'C' && extra == '\n' ? 0 : -1;
+}
 
 int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size_t errlen)
 {
     state->next = 0;
     state->offset = 0;
+    state->failed = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
         if (errno == ENOENT)
@@ -41,7 +57,12 @@ int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size
         }
         goto done; //  empty: nothing committed
     }
-    if ((size_t)n != strlen(S_HEADER) || memcmp(line, S_HEADER, (size_t)n) != 0) {
+    int version = 0;
+    if ((size_t)n == strlen(S_HEADER) && memcmp(line, S_HEADER, (size_t)n) == 0)
+        version = 2;
+    else if ((size_t)n == strlen(S_HEADER_V1) && memcmp(line, S_HEADER_V1, (size_t)n) == 0)
+        version = 1; //  written before failures were counted: none known
+    else {
         snprintf(err, errlen, "'%s' is not a taskfarm journal", path);
         rc = -1;
     }
@@ -50,12 +71,8 @@ int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size
         lineno++;
         if (line[n - 1] != '\n')
             break; //  torn last record
-        char c;
-        uint64_t next, offset;
-        char extra;
-        if (memchr(line, '\0', (size_t)n) || strspn(line + 1, " 0123456789") != (size_t)n - 2 ||
-            sscanf(line, "%c %" SCNu64 " %" SCNu64 "%c", &c, &next, &offset, &extra) != 4 ||
-            c != 'C' || extra != '\n') {
+        tf_journal_state_t rec;
+        if (s_parse_record(line, (size_t)n, version, &rec)) {
             //  A damaged record in the middle is not a crash artefact.
             int c2 = fgetc(f);
             if (c2 == EOF)
@@ -65,14 +82,15 @@ int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size
             rc = -1;
             break;
         }
-        if (next < state->next || offset < state->offset) {
-            snprintf(err, errlen, "journal '%s' line %llu goes backwards", path,
-                     (unsigned long long)lineno);
+        if (rec.next < state->next || rec.offset < state->offset || rec.failed < state->failed ||
+            rec.failed > rec.next) {
+            snprintf(err, errlen, "journal '%s' line %llu %s", path, (unsigned long long)lineno,
+                     rec.failed > rec.next ? "counts more failed items than items"
+                                           : "goes backwards");
             rc = -1;
             break;
         }
-        state->next = next;
-        state->offset = offset;
+        *state = rec;
     }
     if (rc == 0 && ferror(f)) {
         snprintf(err, errlen, "cannot read journal '%s': %s", path, strerror(errno));
@@ -107,8 +125,8 @@ tf_journal_t *tf_journal_open(const char *path, const tf_journal_state_t *state,
         return NULL;
     }
     char rec[128];
-    int n = snprintf(rec, sizeof rec, S_HEADER "C %" PRIu64 " %" PRIu64 "\n", state->next,
-                     state->offset);
+    int n = snprintf(rec, sizeof rec, S_HEADER "C %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                     state->next, state->offset, state->failed);
     if (write(self->fd, rec, (size_t)n) != n || rename(tmp, path) != 0) {
         snprintf(err, errlen, "cannot write journal '%s': %s", path, strerror(errno));
         close(self->fd);
@@ -116,25 +134,25 @@ tf_journal_t *tf_journal_open(const char *path, const tf_journal_state_t *state,
         free(self);
         return NULL;
     }
-    self->last_next = state->next;
-    self->last_offset = state->offset;
+    self->last = *state;
     return self;
 }
 
-int tf_journal_commit(tf_journal_t *self, uint64_t next, uint64_t offset)
+int tf_journal_commit(tf_journal_t *self, const tf_journal_state_t *state)
 {
-    if (next == self->last_next && offset == self->last_offset)
+    if (state->next == self->last.next && state->offset == self->last.offset &&
+        state->failed == self->last.failed)
         return 0;
-    char rec[64];
-    int n = snprintf(rec, sizeof rec, "C %" PRIu64 " %" PRIu64 "\n", next, offset);
+    char rec[96];
+    int n = snprintf(rec, sizeof rec, "C %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", state->next,
+                     state->offset, state->failed);
     ssize_t w;
     do
         w = write(self->fd, rec, (size_t)n);
     while (w < 0 && errno == EINTR);
     if (w != n)
         return -1;
-    self->last_next = next;
-    self->last_offset = offset;
+    self->last = *state;
     return 0;
 }
 

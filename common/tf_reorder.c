@@ -24,6 +24,7 @@ struct _tf_reorder_t {
     size_t held_bytes;
     tf_slab_t *slab;
     bool write_through;
+    uint64_t skips_released; //  ordered mode: skipped seqs below `next`
 };
 
 void tf_reorder_set_write_through(tf_reorder_t *self, bool on)
@@ -150,7 +151,9 @@ int64_t tf_reorder_drain(tf_reorder_t *self, tf_reorder_write_fn *write, void *a
             self->held--;
             self->held_bytes -= e->len;
             e->len = 0;
-        } else if (e->state != S_SKIP)
+        } else if (e->state == S_SKIP)
+            self->skips_released++;
+        else
             break;
         e->state = S_EMPTY;
         self->next++;
@@ -167,6 +170,11 @@ uint32_t tf_reorder_capacity(const tf_reorder_t *self)
 uint64_t tf_reorder_next(const tf_reorder_t *self)
 {
     return self->next;
+}
+
+uint64_t tf_reorder_skips_released(const tf_reorder_t *self)
+{
+    return self->skips_released;
 }
 
 void tf_reorder_start_at(tf_reorder_t *self, uint64_t seq)

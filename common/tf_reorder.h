@@ -48,6 +48,9 @@ bool tf_reorder_seen(const tf_reorder_t *self, uint64_t seq);
 uint32_t tf_reorder_capacity(const tf_reorder_t *self);
 //  First seq not yet released.
 uint64_t tf_reorder_next(const tf_reorder_t *self);
+//  Ordered mode: how many skipped seqs drain has released (all below next;
+//  within a write callback, exactly those below the seq being written).
+uint64_t tf_reorder_skips_released(const tf_reorder_t *self);
 //  Moves an empty buffer to start at `seq` (resume).
 void tf_reorder_start_at(tf_reorder_t *self, uint64_t seq);
 //  Results waiting, and their bytes.

@@ -42,7 +42,9 @@ struct _tf_sink_t {
     uint64_t out_offset; //  bytes in the output file so far
     tf_journal_t *journal;
     uint64_t resume_from;
-    uint64_t released_next; //  one past the last result handed to output
+    uint64_t released_next;   //  one past the last result handed to output
+    uint64_t resumed_failed;  //  items that failed before --resume (journal)
+    uint64_t released_failed; //  items below released_next that failed
     tf_reorder_t *reorder;
     uint64_t job;
     bool welcomed;
@@ -120,7 +122,7 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
         self->out_owned = true;
     }
     if (cfg->journal) {
-        tf_journal_state_t js = {0, 0};
+        tf_journal_state_t js = {0, 0, 0};
         if (cfg->resume && tf_journal_read(cfg->journal, &js, err, errlen))
             goto fail;
         //  Cut back whatever was written after the last committed record;
@@ -145,9 +147,12 @@ tf_sink_t *tf_sink_new(const tf_config_t *cfg, char *err, size_t errlen)
         self->resume_from = js.next;
         self->released_next = js.next;
         self->out_offset = js.offset;
+        self->resumed_failed = js.failed;
+        self->released_failed = js.failed;
         if (js.next > 0)
-            tf_info("sink: resuming at item %llu, output offset %llu",
-                    (unsigned long long)js.next + 1, (unsigned long long)js.offset);
+            tf_info("sink: resuming at item %llu, output offset %llu, %llu failed before",
+                    (unsigned long long)js.next + 1, (unsigned long long)js.offset,
+                    (unsigned long long)js.failed);
     } else if (cfg->resume && to_file) {
         snprintf(err, errlen, "--resume needs --journal FILE");
         goto fail;
@@ -285,12 +290,23 @@ static int s_flush(tf_sink_t *self)
     if (self->obuf.len > 0 && s_write_all(self, self->obuf.data, self->obuf.len))
         return -1;
     self->obuf.len = 0;
-    if (self->journal && tf_journal_commit(self->journal, self->released_next, self->out_offset)) {
+    tf_journal_state_t js = {self->released_next, self->out_offset, self->released_failed};
+    if (self->journal && tf_journal_commit(self->journal, &js)) {
         tf_error("sink: cannot write journal: %s", strerror(errno));
         self->write_failed = true;
         return -1;
     }
     return 0;
+}
+
+//  Everything below `next` is in the output (or failed): what the next
+//  journal record says. Called for each result written, while releasing in
+//  order, so the skips released so far are exactly the failed items below.
+static void s_released_upto(tf_sink_t *self, uint64_t next)
+{
+    self->released_next = next;
+    self->released_failed =
+        self->resumed_failed + (self->reorder ? tf_reorder_skips_released(self->reorder) : 0);
 }
 
 static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
@@ -309,13 +325,13 @@ static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
         //  Large result: straight through, then journal it.
         if (s_write_all(self, data, len))
             return -1;
-        self->released_next = seq + 1;
+        s_released_upto(self, seq + 1);
         if (s_flush(self))
             return -1;
     } else {
         if (tf_buf_append(&self->obuf, data, len))
             return -1;
-        self->released_next = seq + 1;
+        s_released_upto(self, seq + 1);
     }
     self->stats.written++;
     self->stats.bytes += len;
@@ -608,13 +624,23 @@ int tf_sink_run(tf_sink_t *self)
             }
         }
         if (self->ended && self->reorder && tf_reorder_next(self->reorder) >= self->total) {
+            //  The last record covers failed items after the last result too.
+            if (self->journal)
+                s_released_upto(self, tf_reorder_next(self->reorder));
             if (s_flush(self))
                 break;
-            if (tf_enc_finished(&self->msg, self->job, self->stats.written, self->failed == 0) == 0)
+            //  Items that failed before a --resume count as failed here too:
+            //  the job as a whole did not succeed.
+            uint64_t failed = self->failed + self->resumed_failed;
+            if (self->resumed_failed > 0)
+                tf_warn("sink: %llu item(s) failed before this run resumed the job (the first "
+                        "run reported them)",
+                        (unsigned long long)self->resumed_failed);
+            if (tf_enc_finished(&self->msg, self->job, self->stats.written, failed == 0) == 0)
                 tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
             //  Let the FINISHED leave before the socket closes.
             zsock_set_linger(self->dealer, 1000);
-            rc = self->partial ? 130 : self->failed > 0 ? 1 : 0;
+            rc = self->partial ? 130 : failed > 0 ? 1 : 0;
             break;
         }
     }

@@ -202,6 +202,44 @@ Test(reorder, skips)
     tf_reorder_destroy(&ro);
 }
 
+//  What the sink's journal needs: inside the write callback of a result,
+//  the count of released skips is exactly the failed items below it.
+typedef struct {
+    tf_reorder_t *ro;
+    uint64_t skips_before[16];
+} s_skipcount_t;
+
+static int s_write_counting(void *arg, uint64_t seq, const uint8_t *data, size_t len)
+{
+    (void)data, (void)len;
+    s_skipcount_t *sc = arg;
+    cr_assert_lt(seq, 16);
+    sc->skips_before[seq] = tf_reorder_skips_released(sc->ro);
+    return 0;
+}
+
+Test(reorder, skips_released_counts_failed_items_below)
+{
+    s_skipcount_t sc = {tf_reorder_new(16, true), {0}};
+    cr_assert_eq(tf_reorder_skips_released(sc.ro), 0);
+    //  0 ok, 1 skip, 2 skip, 3 ok, 4 skip, 5 ok, 6 skip (offered out of order)
+    const int skip[] = {0, 1, 1, 0, 1, 0, 1};
+    const int order[] = {6, 5, 3, 1, 4, 2, 0};
+    for (int k = 0; k < 7; k++) {
+        int seq = order[k];
+        cr_assert_eq(tf_reorder_put(sc.ro, (uint64_t)seq, (const uint8_t *)"r", 1, skip[seq],
+                                    s_write_counting, &sc),
+                     TF_RO_ACCEPTED);
+        cr_assert_eq(tf_reorder_skips_released(sc.ro), 0, "nothing released before drain");
+    }
+    cr_assert_eq(tf_reorder_drain(sc.ro, s_write_counting, &sc), 7);
+    cr_assert_eq(sc.skips_before[0], 0);
+    cr_assert_eq(sc.skips_before[3], 2);
+    cr_assert_eq(sc.skips_before[5], 3);
+    cr_assert_eq(tf_reorder_skips_released(sc.ro), 4, "the trailing skip too");
+    tf_reorder_destroy(&sc.ro);
+}
+
 Test(reorder, drain_write_error_keeps_results)
 {
     tf_reorder_t *ro = tf_reorder_new(8, true);

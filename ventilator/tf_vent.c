@@ -64,7 +64,8 @@ struct _tf_vent_t {
     bool input_done;
     bool need_input; //  the reader has no whole item buffered
     bool input_error;
-    uint64_t total; //  items read (valid when input_done)
+    bool sink_not_ok; //  FINISHED said not every item of the job succeeded
+    uint64_t total;   //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
@@ -171,7 +172,8 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_window_set_release(self->window, s_release_item, self);
     if (cfg->failed) {
-        self->failed_file = fopen(cfg->failed, "w");
+        //  A resumed job keeps the list of the run it resumes.
+        self->failed_file = fopen(cfg->failed, cfg->resume ? "a" : "w");
         if (!self->failed_file) {
             snprintf(err, errlen, "cannot open --failed file '%s': %s", cfg->failed,
                      strerror(errno));
@@ -932,6 +934,7 @@ static void s_handle(tf_vent_t *self)
                 tf_finished_t f;
                 tf_proto_get_finished(data, size, &f);
                 self->phase = S_FINISHED;
+                self->sink_not_ok = !f.ok; //  e.g. items failed before a --resume
                 tf_info("ventilator: sink finished, %llu results written",
                         (unsigned long long)f.written);
             }
@@ -1169,7 +1172,7 @@ int tf_vent_run(tf_vent_t *self)
         return 2;
     if (tf_interrupted())
         return 130;
-    return self->stats.failed > 0 ? 1 : 0;
+    return self->stats.failed > 0 || self->sink_not_ok ? 1 : 0;
 }
 
 int tf_vent_write_stats(const tf_vent_t *self, const char *path, uint64_t extra_malformed)

@@ -221,7 +221,7 @@ def lines_prefix_count(out, ref_results):
 
 
 def read_journal(path):
-    """Last complete C record of a journal: (next, offset), or None."""
+    """Last complete C record of a journal: (next, offset, failed), or None."""
     try:
         data = h.read(path)
     except OSError:
@@ -229,8 +229,8 @@ def read_journal(path):
     last = None
     for line in data.split(b"\n")[:-1]:    # a torn last line is ignored
         parts = line.split()
-        if len(parts) == 3 and parts[0] == b"C":
-            last = (int(parts[1]), int(parts[2]))
+        if len(parts) in (3, 4) and parts[0] == b"C":   # version 1 had no failure count
+            last = (int(parts[1]), int(parts[2]), int(parts[3]) if len(parts) == 4 else 0)
     return last
 
 
@@ -688,10 +688,11 @@ class ResumeTest(ReliabilityBase):
             self.assertEqual(redone, [], "stage %d re-ran %d committed item(s) below %d: %s"
                              % (stage, len(redone), resume_point, redone[:10]))
             if rec is not None:
-                nxt, off = rec
+                nxt, off, nfailed = rec
+                self.assertEqual(nfailed, 0, "no item of this job fails")
                 #  A committed record describes an exact prefix of the reference.
                 self.assertEqual(off, len(b"".join(results[:nxt])),
-                                 "journal record (%d, %d) does not match the reference" % rec)
+                                 "journal record (%d, %d) does not match the reference" % rec[:2])
                 self.assertGreaterEqual(len(out), off, "output shorter than its journal")
                 self.assertBytesEqual(out[:off], ref[:off], "committed output prefix")
                 self.assertGreaterEqual(nxt, resume_point, "journal went backwards")
@@ -719,6 +720,53 @@ class ResumeTest(ReliabilityBase):
         rc = self.wait_rc(p, JOB_TIMEOUT, "resume")
         self.assertEqual(rc, 0, self.stderr_of(p)[-2000:])
         self.assertBytesEqual(h.read(outp), ref)
+
+    def test_resume_keeps_the_failures_before_the_crash(self):
+        """Items that failed before a SIGKILL are not run again, but the
+        resumed run still exits 1 and says so, and --failed keeps the first
+        run's list (it is appended to, not emptied). The journal counts the
+        failed items below each commit. (Before, the resumed run exited 0
+        and emptied --failed.)"""
+        n = 1200
+        items = [b"%06d %s" % (i, b"BAD" if i % 7 == 3 else b"ok") for i in range(n)]
+        bad = [it for it in items if b"BAD" in it]
+        ref = b"".join(it + b"\n" for it in items if b"BAD" not in it)
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp, journal, failed = self.path("out.txt"), self.path("journal"), self.path("failed")
+        script = ('printf "%s\\n" "$1" >> "$0"; case "$1" in *BAD*) exit 3;; esac; '
+                  'sleep 0.005; printf "%s\\n" "$1"')
+        extra = ("--retries", "1", "--failed", failed)
+
+        def start(side, resume):
+            args = ["run", "-j", "3", "-i", inp, "-o", outp, "--journal", journal,
+                    "--no-progress", *extra] + (["--resume"] if resume else [])
+            return self.start_tf(*args, "--", "sh", "-c", script, side, "{}")
+        side0 = self.path("side0.log")
+        p = start(side0, False)
+        #  Kill once a commit covers some failures, well before the end.
+        reached = h.wait_for(lambda: (read_journal(journal) or (0, 0, 0))[2] >= 5
+                             or p.poll() is not None, JOB_TIMEOUT, 0.005)
+        self.assertTrue(reached and p.poll() is None, "no commit with failures before the end")
+        kill_everything(p)
+        nxt, _, nfailed = read_journal(journal)
+        self.assertEqual(nfailed, sum(1 for it in items[:nxt] if b"BAD" in it),
+                         "the journal counts the failed items below next=%d" % nxt)
+        first_failed = h.read(failed).splitlines()
+        self.assertGreaterEqual(len(first_failed), nfailed)
+        p = start(self.path("side1.log"), True)
+        rc = self.wait_rc(p, JOB_TIMEOUT, "resume")
+        err = self.stderr_of(p)
+        self.assertEqual(rc, 1, err[-2000:])
+        self.assertIn("failed before this run resumed", err)
+        self.assertBytesEqual(h.read(outp), ref)
+        ran = side_log_seqs(self.path("side1.log"))
+        self.assertEqual([s for s in ran if s < nxt], [], "committed items ran again")
+        listed = h.read(failed).splitlines()
+        self.assertEqual(listed[:len(first_failed)], first_failed, "the first run's list is kept")
+        #  Every failed item is listed; one that failed after the last commit
+        #  before the kill ran again and may be listed twice.
+        self.assertEqual(set(listed), set(bad))
+        self.assertEqual(read_journal(journal), (n, len(ref), len(bad)))
 
     # -- signals --
 
@@ -762,7 +810,7 @@ class ResumeTest(ReliabilityBase):
         self.assertLess(k, n, "the whole job was written despite the signal")
         rec = read_journal(journal)
         self.assertIsNotNone(rec, "no journal record after the drain")
-        self.assertEqual(rec, (k, len(out)), "journal does not describe the drained output")
+        self.assertEqual(rec, (k, len(out), 0), "journal does not describe the drained output")
         log("%s (%s) at %d items run: exit %s after %.2fs, prefix of %d items"
             % (sig.name, "pipe" if pipe else "exec", target, rc, took, k))
         time.sleep(0.3)
