@@ -86,7 +86,7 @@ static const s_option_t s_options[] = {
     {"max-result", 0, O_INT, F(max_result), 1, (int64_t)1 << 31, ALLRUN, "BYTES",
      "largest result accepted (default 256 MiB)"},
     {"failed", 0, O_STR, F(failed), 0, 0, IN_CMDS, "FILE",
-     "write the items that failed for good to FILE"},
+     "write the items that failed for good to FILE (appended to with --resume)"},
     {"progress", 0, O_TRI_ON, F(progress), 0, 0, IN_CMDS, NULL,
      "progress bar on stderr (default: when stderr is a terminal)"},
     {"no-progress", 0, O_TRI_OFF, F(progress), 0, 0, IN_CMDS, NULL, "no progress bar"},
