@@ -2,6 +2,8 @@
 #include "tf_signal.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +33,20 @@ void tf_signal_untrack(pid_t pid)
             s_tracked[i] = 0;
 }
 
+static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
+
+int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
+{
+    if (n > TF_SIGNAL_MAX_CLEANUP)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (strlen(paths[i]) >= PATH_MAX)
+            return -1;
+    for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP; i++)
+        snprintf(s_cleanup[i], PATH_MAX, "%s", i < n ? paths[i] : "");
+    return 0;
+}
+
 //  Async-signal-safe: kill what we started, then leave.
 static void s_hard_stop(const char *why, size_t len)
 {
@@ -49,6 +65,11 @@ static void s_hard_stop(const char *why, size_t len)
 static void s_handler(int sig)
 {
     if (sig == TF_SIGNAL_PARENT_GONE) {
+        //  unlink and rmdir are async-signal-safe; several workers may race
+        //  here, and all but one find nothing left to remove.
+        for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP && s_cleanup[i][0]; i++)
+            if (unlink(s_cleanup[i]) != 0)
+                rmdir(s_cleanup[i]);
         static const char msg[] = "taskfarm: parent gone, exiting now\n";
         s_hard_stop(msg, sizeof msg - 1);
     }

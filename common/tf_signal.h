@@ -24,6 +24,14 @@ extern volatile sig_atomic_t tf_signal_count;
 void tf_signal_track(pid_t pid);
 void tf_signal_untrack(pid_t pid);
 
+//  Paths removed when TF_SIGNAL_PARENT_GONE arrives, in order (unlink, or
+//  rmdir for a directory; errors ignored): a local worker cleans up after
+//  a `run` that was killed (its ipc socket files and their directory).
+//  At most TF_SIGNAL_MAX_CLEANUP paths, each shorter than PATH_MAX; set
+//  before the signal can arrive. Returns -1 when one does not fit.
+#define TF_SIGNAL_MAX_CLEANUP 4
+int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n);
+
 //  Installs the handlers and ignores SIGPIPE. Call before any czmq call.
 void tf_signal_install(void);
 //  A descriptor that becomes readable when a signal arrives (self-pipe), so

@@ -363,11 +363,17 @@ static void s_zmq_libraries_init(void)
         (void)pgm_init(NULL);
 }
 
-//  A forked local worker: never returns.
-static void s_worker_child(char **argv, pid_t parent)
+//  A forked local worker of the run whose sockets are in `dir`: never
+//  returns.
+static void s_worker_child(char **argv, pid_t parent, const char *dir)
 {
     tf_signal_after_fork();
-    //  If `run` dies (even by SIGKILL), its local workers go too.
+    //  If `run` dies (even by SIGKILL), its local workers go too, and remove
+    //  its socket files and their directory on the way.
+    char vent[PATH_MAX], sink[PATH_MAX];
+    snprintf(vent, sizeof vent, "%s/vent", dir);
+    snprintf(sink, sizeof sink, "%s/sink", dir);
+    tf_signal_cleanup_on_parent_gone((const char *const[]){vent, sink, dir}, 3);
     prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
     if (getppid() != parent)
         _exit(2);
@@ -451,7 +457,7 @@ static int s_cmd_run(tf_config_t *cfg)
             goto done;
         }
         if (pid == 0)
-            s_worker_child(run.argv, self_pid);
+            s_worker_child(run.argv, self_pid, dir);
         run.children[i].pid = pid;
         run.children[i].started_ms = tf_now_ms();
         run.nchildren++;

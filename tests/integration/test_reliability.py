@@ -509,6 +509,36 @@ class ChaosTest(ReliabilityBase):
         return line
 
 
+class RunKilledTest(ReliabilityBase):
+
+    def test_sigkill_of_run_leaves_no_directory(self):
+        """SIGKILL of the run process alone: its local workers get the
+        parent-death signal, kill their commands, remove run's ipc socket
+        files and their /tmp/taskfarm.XXXXXX directory, and exit. (Before,
+        the directory stayed behind.)"""
+        for mode in (["--pipe", "--", "sh", "-c", "while read -r l; do sleep 0.2; echo $l; done"],
+                     ["--", "sh", "-c", "sleep 0.2; echo $0", "{}"]):
+            with self.subTest(mode=mode[0]):
+                inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(60)]))
+                p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", *mode)
+                self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
+                                           len(h.children_of(p.pid)) >= 2, 20),
+                                "run did not start its workers and sockets")
+                dirs = run_tmp_dirs(p.pid)
+                workers = h.children_of(p.pid)
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+                try:
+                    gone = h.wait_for(lambda: not any(w in proc_table() and
+                                                      proc_table()[w][0] != "Z"
+                                                      for w in workers), 10)
+                    self.assertTrue(gone, "local workers outlived run")
+                    left = [d for d in dirs if os.path.exists(d)]
+                    self.assertEqual(left, [], "run's directory was left behind")
+                finally:
+                    kill_everything(p)
+
+
 class OnceWorkerTest(ReliabilityBase):
 
     def test_once_worker_stopped_across_job_end(self):
