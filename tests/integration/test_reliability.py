@@ -120,8 +120,8 @@ def run_tmp_dirs(pid):
 def kill_everything(p, extra_sids=()):
     """SIGKILL p's process group, every descendant of p (co-processes live in
     sessions of their own) and every process of p's session; until none is
-    left (bounded). A killed `run` leaves its /tmp/taskfarm.XXXXXX behind:
-    remove it."""
+    left (bounded). A `run` killed together with its workers (none left to
+    clean up) leaves its /tmp/taskfarm.XXXXXX behind: remove it."""
     deadline = time.monotonic() + 10
     tmpdirs = run_tmp_dirs(p.pid) if p.poll() is None else set()
     sids = {p.pid} | set(extra_sids)
