@@ -33,6 +33,10 @@ extern "C" {
 //  Default bound on one item or one result (bytes).
 #define TF_DEFAULT_MAX_ITEM (64u << 20)
 #define TF_DEFAULT_MAX_RESULT (256u << 20)
+//  A standalone ventilator whose sink's connection is gone, or a standalone
+//  sink whose ventilator is silent, waits this many heartbeat timeouts for
+//  it to come back, then gives up (exit 2): the job cannot finish without it.
+#define TF_GIVE_UP_TIMEOUTS 30
 
 typedef enum {
     TF_MSG_HELLO = 1,         //  worker -> ventilator: join, with slot count

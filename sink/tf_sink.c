@@ -54,7 +54,8 @@ struct _tf_sink_t {
     bool embedded;
     atomic_bool stop;
     int64_t last_heard;
-    int64_t hb_ivl; //  from the ventilator once welcomed
+    int64_t vent_heard; //  last message of our job from the ventilator
+    int64_t hb_ivl;     //  from the ventilator once welcomed
     int64_t hb_timeout;
     int64_t next_hb;
     int64_t next_hello;
@@ -508,6 +509,7 @@ static void s_on_control(tf_sink_t *self)
             }
             self->welcomed = true;
             self->last_heard = tf_now_ms();
+            self->vent_heard = self->last_heard;
             continue;
         }
         if (!self->welcomed || hdr.job != self->job) {
@@ -516,6 +518,7 @@ static void s_on_control(tf_sink_t *self)
             continue;
         }
         self->last_heard = tf_now_ms();
+        self->vent_heard = self->last_heard;
         switch (hdr.type) {
         case TF_MSG_HEARTBEAT:
             break;
@@ -621,6 +624,17 @@ int tf_sink_run(tf_sink_t *self)
                 //  Ventilator silent: say hello again; it re-registers us.
                 s_send_hello(self);
                 self->last_heard = now;
+            }
+            if (!self->embedded &&
+                now - self->vent_heard > TF_GIVE_UP_TIMEOUTS * self->hb_timeout) {
+                //  Dead or cut off for good: a new ventilator would be a new
+                //  job. Keep what is in order, as after a signal.
+                tf_error("sink: the ventilator has been silent for %.0f s: giving up; the output "
+                         "holds the results in order so far (rerun with --journal/--resume to "
+                         "finish)",
+                         (double)(now - self->vent_heard) / 1000.0);
+                rc = 2;
+                break;
             }
         }
         if (self->ended && self->reorder && tf_reorder_next(self->reorder) >= self->total) {

@@ -64,8 +64,9 @@ struct _tf_vent_t {
     bool input_done;
     bool need_input; //  the reader has no whole item buffered
     bool input_error;
-    bool sink_not_ok; //  FINISHED said not every item of the job succeeded
-    uint64_t total;   //  items read (valid when input_done)
+    bool sink_not_ok;     //  FINISHED said not every item of the job succeeded
+    int64_t sink_gone_ms; //  when the registered sink's connection went (0: it did not)
+    uint64_t total;       //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
@@ -386,6 +387,10 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
         self->sink = -1;
         self->sink_ep[0] = '\0';
+        //  Only silent, it may be blocked writing (a full pipe): wait. Its
+        //  connection gone, it died or was cut off: wait a while only.
+        if (strcmp(why, "no heartbeat") != 0)
+            self->sink_gone_ms = tf_now_ms();
     } else if (self->phase >= S_ENDING) {
         //  Told the job is over (nothing is leased by then): leaving is
         //  what it should do, not a loss.
@@ -832,6 +837,7 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         if (tf_net_fill_host(ep, peer, self->sink_ep, sizeof self->sink_ep))
             snprintf(self->sink_ep, sizeof self->sink_ep, "%s", ep);
         tf_info("ventilator: sink registered at %s", self->sink_ep);
+        self->sink_gone_ms = 0;
         //  Workers already here learn the (new) sink.
         for (uint32_t i = 0; i < self->npeers; i++)
             if (self->peers[i].used && !self->peers[i].is_sink)
@@ -997,6 +1003,15 @@ static void s_watch_events(tf_vent_t *self)
 static void s_timers(tf_vent_t *self)
 {
     int64_t now = tf_now_ms();
+    if (self->sink < 0 && self->sink_gone_ms &&
+        now - self->sink_gone_ms > TF_GIVE_UP_TIMEOUTS * self->cfg->heartbeat_timeout_ms) {
+        tf_error("ventilator: the sink's connection has been gone for %.0f s: the job cannot "
+                 "finish without it (the results it held are lost); giving up. Rerun with "
+                 "--journal/--resume to go on from its last commit",
+                 (double)(now - self->sink_gone_ms) / 1000.0);
+        self->sink_gone_ms = 0;
+        atomic_store(&self->abort_requested, true);
+    }
     if (self->probe_at && now >= self->probe_at) {
         self->probe_at = 0;
         s_probe_peers(self);

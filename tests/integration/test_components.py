@@ -155,6 +155,64 @@ class ComponentsTest(h.TFTestCase):
             self.assertIsNotNone(h.wait_proc(w, 10), "worker survived SIGKILL")
 
 
+class CounterpartGoneTest(h.TFTestCase):
+    """A standalone ventilator whose sink died, and a standalone sink whose
+    ventilator died, give up after TF_GIVE_UP_TIMEOUTS (30) heartbeat
+    timeouts instead of waiting for ever (a new counterpart could not finish
+    this job): exit 2, a one-line reason, and the sink keeps an exact prefix
+    with its journal. Heartbeats here: 0.05 s, timeout 0.2 s, so 6 s."""
+
+    HB = ("--heartbeat", "0.05", "--heartbeat-timeout", "0.2")
+
+    def start_job(self, n=3000):
+        items = [b"%06d" % i for i in range(n)]
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp, journal = self.path("out.txt"), self.path("journal")
+        vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, *self.HB)
+        worker = self.start_tf("worker", "--connect", vep, "--once", "-j", "2", "--", "sh", "-c",
+                               SLOW_ECHO, "_", "{}")
+        self.wait_workers(vep, 1, vent)
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp,
+                             "--journal", journal)
+        if not h.wait_for(lambda: h.file_size(outp) > 700 or vent.poll() is not None, 60):
+            self.fail("no output after 60 s: %s" % self.stderr_of(vent))
+        self.assertIsNone(vent.poll(), "job ended before the kill; make it longer")
+        return items, outp, journal, vent, worker, sink
+
+    def test_ventilator_gives_up_on_a_dead_sink(self):
+        items, outp, journal, vent, worker, sink = self.start_job()
+        self.reg.kill(sink, signal.SIGKILL)
+        t0 = time.monotonic()
+        rc = self.wait_exit(vent, 40, "ventilator without its sink")
+        took = time.monotonic() - t0
+        err = self.stderr_of(vent)
+        self.assertEqual(rc, 2, err[-2000:])
+        self.assertIn("giving up", err)
+        self.assertGreater(took, 5, "gave up before 30 heartbeat timeouts")
+        #  Its worker is told the job is over.
+        self.assertEqual(self.wait_exit(worker, 20, "--once worker"), 0, self.stderr_of(worker))
+
+    def test_sink_gives_up_on_a_dead_ventilator(self):
+        items, outp, journal, vent, worker, sink = self.start_job()
+        self.reg.kill(vent, signal.SIGKILL)
+        t0 = time.monotonic()
+        rc = self.wait_exit(sink, 40, "sink without its ventilator")
+        took = time.monotonic() - t0
+        err = self.stderr_of(sink)
+        self.assertEqual(rc, 2, err[-2000:])
+        self.assertIn("giving up", err)
+        self.assertGreater(took, 5, "gave up before 30 heartbeat timeouts")
+        out = h.read(outp)
+        k = out.count(b"\n")
+        self.assertGreater(k, 0)
+        self.assertBytesEqual(out, h.join_lines(items[:k]), "output after giving up")
+        #  The journal says exactly what is there.
+        last = h.read(journal).split(b"\n")[-2].split()
+        self.assertEqual((int(last[1]), int(last[2])), (k, len(out)))
+        self.reg.kill(worker, signal.SIGKILL)
+
+
 class SignalTest(h.TFTestCase):
 
     def test_sigterm_run_mid_job(self):
