@@ -180,29 +180,27 @@ class CounterpartGoneTest(h.TFTestCase):
         self.assertIsNone(vent.poll(), "job ended before the kill; make it longer")
         return items, outp, journal, vent, worker, sink
 
-    def test_ventilator_gives_up_on_a_dead_sink(self):
-        items, outp, journal, vent, worker, sink = self.start_job()
-        self.reg.kill(sink, signal.SIGKILL)
+    def kill_and_see_give_up(self, victim, survivor, what):
+        """SIGKILL victim; survivor must exit 2 saying it gives up, not
+        before 30 heartbeat timeouts (6 s) nor long after."""
+        self.reg.kill(victim, signal.SIGKILL)
         t0 = time.monotonic()
-        rc = self.wait_exit(vent, 40, "ventilator without its sink")
+        rc = self.wait_exit(survivor, 40, what)
         took = time.monotonic() - t0
-        err = self.stderr_of(vent)
+        err = self.stderr_of(survivor)
         self.assertEqual(rc, 2, err[-2000:])
         self.assertIn("giving up", err)
         self.assertGreater(took, 5, "gave up before 30 heartbeat timeouts")
+
+    def test_ventilator_gives_up_on_a_dead_sink(self):
+        items, outp, journal, vent, worker, sink = self.start_job()
+        self.kill_and_see_give_up(sink, vent, "ventilator without its sink")
         #  Its worker is told the job is over.
         self.assertEqual(self.wait_exit(worker, 20, "--once worker"), 0, self.stderr_of(worker))
 
     def test_sink_gives_up_on_a_dead_ventilator(self):
         items, outp, journal, vent, worker, sink = self.start_job()
-        self.reg.kill(vent, signal.SIGKILL)
-        t0 = time.monotonic()
-        rc = self.wait_exit(sink, 40, "sink without its ventilator")
-        took = time.monotonic() - t0
-        err = self.stderr_of(sink)
-        self.assertEqual(rc, 2, err[-2000:])
-        self.assertIn("giving up", err)
-        self.assertGreater(took, 5, "gave up before 30 heartbeat timeouts")
+        self.kill_and_see_give_up(vent, sink, "sink without its ventilator")
         out = h.read(outp)
         k = out.count(b"\n")
         self.assertGreater(k, 0)
