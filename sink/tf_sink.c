@@ -55,6 +55,7 @@ struct _tf_sink_t {
     atomic_bool stop;
     int64_t last_heard;
     int64_t vent_heard; //  last message of our job from the ventilator
+    int64_t turn_ms;    //  when the loop last looked at the clock
     int64_t hb_ivl;     //  from the ventilator once welcomed
     int64_t hb_timeout;
     int64_t next_hb;
@@ -616,6 +617,11 @@ int tf_sink_run(tf_sink_t *self)
         if (self->write_failed)
             break;
         now = tf_now_ms();
+        //  A turn this long was spent blocked (writing to a full pipe, say),
+        //  not listening: that silence does not count against the ventilator.
+        if (self->turn_ms && now - self->turn_ms > self->hb_timeout)
+            self->vent_heard = now;
+        self->turn_ms = now;
         if (self->welcomed && now >= self->next_hb) {
             self->next_hb = now + self->hb_ivl;
             if (tf_enc_heartbeat(&self->msg, self->job, 0) == 0)

@@ -3,6 +3,7 @@
 #include "tf_vent.h"
 
 #include "tf_curve.h"
+#include "tf_journal.h"
 #include "tf_log.h"
 #include "tf_net.h"
 #include "tf_proto.h"
@@ -66,6 +67,7 @@ struct _tf_vent_t {
     bool input_error;
     bool sink_not_ok;     //  FINISHED said not every item of the job succeeded
     int64_t sink_gone_ms; //  when the registered sink's connection went (0: it did not)
+    int silent_sink_fd;   //  connection of a sink lost to silence (-1: none)
     uint64_t total;       //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
@@ -140,6 +142,7 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     self->cfg = cfg;
     self->sink = -1;
+    self->silent_sink_fd = -1;
     self->job = s_random_job();
     self->in_fd = STDIN_FILENO;
     self->need_input = true;
@@ -173,8 +176,15 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_window_set_release(self->window, s_release_item, self);
     if (cfg->failed) {
-        //  A resumed job keeps the list of the run it resumes.
-        self->failed_file = fopen(cfg->failed, cfg->resume ? "a" : "w");
+        //  A resumed job keeps the list of the run it resumes. Inside run,
+        //  whose sink has the journal, only if something was committed: a
+        //  --resume that starts a job afresh starts a fresh list.
+        bool keep = cfg->resume;
+        tf_journal_state_t js;
+        char jerr[256];
+        if (keep && cfg->journal)
+            keep = tf_journal_read(cfg->journal, &js, jerr, sizeof jerr) == 0 && js.next > 0;
+        self->failed_file = fopen(cfg->failed, keep ? "a" : "w");
         if (!self->failed_file) {
             snprintf(err, errlen, "cannot open --failed file '%s': %s", cfg->failed,
                      strerror(errno));
@@ -387,10 +397,14 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
         self->sink = -1;
         self->sink_ep[0] = '\0';
-        //  Only silent, it may be blocked writing (a full pipe): wait. Its
-        //  connection gone, it died or was cut off: wait a while only.
+        //  Only silent, it may be blocked writing (a full pipe): wait, and
+        //  watch its connection. Its connection gone, it died or was cut
+        //  off: wait a while only.
+        self->silent_sink_fd = -1;
         if (strcmp(why, "no heartbeat") != 0)
             self->sink_gone_ms = tf_now_ms();
+        else
+            self->silent_sink_fd = p->fd;
     } else if (self->phase >= S_ENDING) {
         //  Told the job is over (nothing is leased by then): leaving is
         //  what it should do, not a loss.
@@ -555,15 +569,10 @@ static bool s_read_input(tf_vent_t *self)
         }
         tf_window_push_block(self->window, seq, copy, (uint32_t)len, block);
         self->stats.items++;
-        if (st == TF_RD_TOOLONG) {
-            tf_slot_t *slot = tf_window_get(self->window, seq);
-            char why[128];
-            snprintf(why, sizeof why, "input line %llu is longer than --max-item (%lld bytes)",
-                     (unsigned long long)line, (long long)self->cfg->max_item);
-            //  Take it out of the dispatch queue: pop order is FIFO, so it is
-            //  simplest to mark it failed and let pop skip it.
-            s_fail_final(self, seq, slot, why);
-        }
+        if (st == TF_RD_TOOLONG)
+            //  Failed when dispatch reaches it (s_dispatch_worker), not now:
+            //  before the sink registers, a --resume may still cover it.
+            tf_window_get(self->window, seq)->last_status = TF_ST_BADITEM;
     }
     return false;
 }
@@ -598,6 +607,14 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
         while ((int64_t)n < p->credit && (n == 0 || b->len < S_BATCH_BYTES) &&
                tf_window_pop(self->window, &seq)) {
             tf_slot_t *slot = tf_window_get(self->window, seq);
+            if (slot->attempt == 0 && slot->last_status == TF_ST_BADITEM) {
+                //  Read over --max-item (s_read_input): it fails here.
+                char why[96];
+                snprintf(why, sizeof why, "longer than --max-item (%lld bytes)",
+                         (long long)self->cfg->max_item);
+                s_fail_final(self, seq, slot, why);
+                continue;
+            }
             if (tf_enc_item(b, seq, slot->attempt + 1, slot->data, slot->len)) {
                 tf_window_requeue(self->window, seq);
                 break;
@@ -838,6 +855,7 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
             snprintf(self->sink_ep, sizeof self->sink_ep, "%s", ep);
         tf_info("ventilator: sink registered at %s", self->sink_ep);
         self->sink_gone_ms = 0;
+        self->silent_sink_fd = -1;
         //  Workers already here learn the (new) sink.
         for (uint32_t i = 0; i < self->npeers; i++)
             if (self->peers[i].used && !self->peers[i].is_sink)
@@ -992,6 +1010,11 @@ static void s_watch_events(tf_vent_t *self)
     while (tf_net_watch_next(self->watch, &ev, &fd) == 0) {
         if (ev != ZMQ_EVENT_DISCONNECTED || fd < 0)
             continue;
+        if (fd == self->silent_sink_fd && self->sink < 0) {
+            //  The sink that fell silent is gone for good now.
+            self->silent_sink_fd = -1;
+            self->sink_gone_ms = tf_now_ms();
+        }
         for (uint32_t i = 0; i < self->npeers; i++)
             if (self->peers[i].used && self->peers[i].fd == fd) {
                 self->peers[i].probe = true;

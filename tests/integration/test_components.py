@@ -7,6 +7,7 @@ worker serving consecutive jobs, SIGTERM to `run`."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -179,6 +180,44 @@ class CounterpartGoneTest(h.TFTestCase):
             self.fail("no output after 60 s: %s" % self.stderr_of(vent))
         self.assertIsNone(vent.poll(), "job ended before the kill; make it longer")
         return items, outp, journal, vent, worker, sink
+
+    def start_blocked_sink_job(self):
+        """A fast job whose sink writes to a pipe nobody reads yet: the sink
+        blocks in write() and falls silent, its connection stays."""
+        items = [b"%020d" % i for i in range(100000)]
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, *self.HB)
+        worker = self.start_tf("worker", "--connect", vep, "--once", "-j", "2", "--pipe", "--",
+                               "cat")
+        self.wait_workers(vep, 1, vent)
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep,
+                             stdout=subprocess.PIPE)
+        return items, vent, worker, sink
+
+    def test_a_sink_blocked_on_its_output_is_waited_for(self):
+        """Nobody reads the sink's output for 9 s (give-up: 6 s): neither
+        side gives up, the job completes. (The sink once counted the time it
+        spent blocked as the ventilator's silence.)"""
+        items, vent, worker, sink = self.start_blocked_sink_job()
+        time.sleep(9)
+        self.assertIsNone(vent.poll(), "ventilator ended: " + self.stderr_of(vent)[-1000:])
+        self.assertIsNone(sink.poll(), "sink ended: " + self.stderr_of(sink)[-1000:])
+        out = sink.stdout.read()
+        self.assertEqual(self.wait_exit(sink, 60, "sink"), 0, self.stderr_of(sink)[-2000:])
+        self.assertEqual(self.wait_exit(vent, 60, "ventilator"), 0, self.stderr_of(vent)[-2000:])
+        self.assertBytesEqual(out, h.join_lines(items))
+        self.assertEqual(self.wait_exit(worker, 20, "--once worker"), 0, self.stderr_of(worker))
+
+    def test_ventilator_gives_up_on_a_silent_sink_that_dies(self):
+        """The sink falls silent (blocked), is dropped for that and waited
+        for; then it is killed: its connection goes, and the ventilator gives
+        up 30 heartbeat timeouts later."""
+        items, vent, worker, sink = self.start_blocked_sink_job()
+        if not h.wait_for(lambda: "sink lost (no heartbeat)" in self.stderr_of(vent), 20):
+            self.fail("the blocked sink was not dropped for silence: " + self.stderr_of(vent))
+        self.kill_and_see_give_up(sink, vent, "ventilator without its silent sink")
+        sink.stdout.close()
 
     def kill_and_see_give_up(self, victim, survivor, what):
         """SIGKILL victim; survivor must exit 2 saying it gives up, not
