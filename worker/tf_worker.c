@@ -470,7 +470,7 @@ static void s_pipe_close_idle(tf_worker_t *self)
 {
     int64_t deadline = tf_now_ms() + S_EOF_GRACE_MS;
     int waiting = 0;
-    for (int i = 0; self->pipe && i < self->nslots; i++) {
+    for (int i = 0; self->pipe && self->slots && i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
         s->ending = false;
         if (s->pid <= 0 || s->exited || s->outstanding.count > 0)
@@ -516,8 +516,11 @@ static void s_pipe_close_idle(tf_worker_t *self)
                     if (s->rfd == pfd[k].fd) {
                         char sink[4096];
                         ssize_t r = read(s->rfd, sink, sizeof sink);
-                        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+                        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                            if (s->wfd == s->rfd)
+                                s->wfd = -1; //  one pty master for both ways
                             s_close(&s->rfd);
+                        }
                     }
                 }
     }
