@@ -29,7 +29,7 @@ void tf_signal_untrack(pid_t pid);
 //  a `run` that was killed (its ipc socket files and their directory).
 //  At most TF_SIGNAL_MAX_CLEANUP paths, each shorter than PATH_MAX; set
 //  before the signal can arrive. Returns -1 when one does not fit.
-#define TF_SIGNAL_MAX_CLEANUP 4
+#define TF_SIGNAL_MAX_CLEANUP 8
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n);
 
 //  Installs the handlers and ignores SIGPIPE. Call before any czmq call.

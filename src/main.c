@@ -34,6 +34,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+//  What run keeps in its /tmp/taskfarm.XXXXXX directory.
+#define S_RUN_VENT "vent"   //  the ventilator's ipc socket
+#define S_RUN_SINK "sink"   //  the sink's ipc socket
+#define S_RUN_ALLOW "allow" //  with CURVE: the public keys allowed in
+#define S_RUN_KEY "taskfarm-run-local"
 #define S_MAX_RESPAWNS_PER_WORKER 20
 
 static void s_usage(FILE *f)
@@ -335,7 +340,7 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
         return -1;
     }
     char to[PATH_MAX];
-    snprintf(to, sizeof to, "%s/taskfarm-run-local", allow);
+    snprintf(to, sizeof to, "%s/" S_RUN_KEY, allow);
     zcert_save_public(own, to);
     zcert_destroy(&own);
     free(cfg->curve_allow);
@@ -370,10 +375,14 @@ static void s_worker_child(char **argv, pid_t parent, const char *dir)
     tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too, and remove
     //  its socket files and their directory on the way.
-    char vent[PATH_MAX], sink[PATH_MAX];
-    snprintf(vent, sizeof vent, "%s/vent", dir);
-    snprintf(sink, sizeof sink, "%s/sink", dir);
-    tf_signal_cleanup_on_parent_gone((const char *const[]){vent, sink, dir}, 3);
+    //  With CURVE, allow/ holds our own public key (and copies of the
+    //  --curve-allow keys, which stay).
+    char vent[PATH_MAX], sink[PATH_MAX], key[PATH_MAX], allow[PATH_MAX];
+    snprintf(vent, sizeof vent, "%s/" S_RUN_VENT, dir);
+    snprintf(sink, sizeof sink, "%s/" S_RUN_SINK, dir);
+    snprintf(key, sizeof key, "%s/" S_RUN_ALLOW "/" S_RUN_KEY, dir);
+    snprintf(allow, sizeof allow, "%s/" S_RUN_ALLOW, dir);
+    tf_signal_cleanup_on_parent_gone((const char *const[]){vent, sink, key, allow, dir}, 5);
     prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
     if (getppid() != parent)
         _exit(2);
@@ -428,8 +437,8 @@ static int s_cmd_run(tf_config_t *cfg)
         return 2;
     }
     char vent_ipc[PATH_MAX], sink_ipc[PATH_MAX], vent_inproc[64];
-    snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s/vent", dir);
-    snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s/sink", dir);
+    snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s/" S_RUN_VENT, dir);
+    snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s/" S_RUN_SINK, dir);
     snprintf(vent_inproc, sizeof vent_inproc, "inproc://taskfarm-vent-%d", (int)getpid());
     gethostname(run.host, sizeof run.host - 1);
     int rc = 2;
@@ -464,7 +473,7 @@ static int s_cmd_run(tf_config_t *cfg)
     }
     s_logging(cfg, "taskfarm");
     if (cfg->curve_server_key) {
-        snprintf(allow_dir, sizeof allow_dir, "%s/allow", dir);
+        snprintf(allow_dir, sizeof allow_dir, "%s/" S_RUN_ALLOW, dir);
         if (s_run_allow_dir(cfg, allow_dir, err, sizeof err)) {
             fprintf(stderr, "taskfarm run: %s\n", err);
             goto done;

@@ -272,6 +272,34 @@ class EdgeCaseTest(h.TFTestCase):
                 self.assertIn(b"cannot resume", err)
                 self.assertNotIn(b"\x00", h.read(outp) if os.path.exists(outp) else b"")
 
+    def test_resume_with_failures_before_the_crash(self):
+        """The journal of a job stopped after item 3 says one item below it
+        failed (the one over --max-item): the resumed run does not fail it
+        again (it once did, because it reads input before the sink says
+        where to resume), exits 1, and keeps --failed from before."""
+        items = [b"a", b"x" * 20, b"c", b"d", b"e"]
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp, jour, failed = self.path("out.txt"), self.path("j"), self.path("failed.txt")
+        h.write(outp, b"a\nc\n")
+        h.write(jour, b"taskfarm-journal 2\nC 3 4 1\n")
+        h.write(failed, b"(the first run's list)\n")
+        for resume in (True, False):
+            with self.subTest(resume=resume):
+                rc, _, err = self.run_tf("run", "-j", "2", "--max-item", "10", "-i", inp, "-o",
+                                         outp, "--journal", jour, "--failed", failed,
+                                         *(["--resume"] if resume else []), "--", "echo", "{}")
+                self.assertEqual(rc, 1, err)
+                self.assertEqual(h.read(outp), b"a\nc\nd\ne\n")
+                if resume:
+                    self.assertIn(b"1 item(s) failed before this run resumed", err)
+                    self.assertNotIn(b"item 2 failed", err)
+                    self.assertEqual(h.read(failed), b"(the first run's list)\n")
+                    self.assertTrue(h.read(jour).endswith(b"C 5 8 1\n"), h.read(jour))
+                else:
+                    #  Without --resume: a new job, a new list.
+                    self.assertIn(b"item 2 failed", err)
+                    self.assertEqual(h.read(failed), b"\n")
+
     def test_output_that_is_the_input(self):
         """run -i f -o f emptied f before reading it and exited 0."""
         data = b"".join(b"%d\n" % i for i in range(20))
