@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,21 @@ void tf_signal_untrack(pid_t pid)
     for (int i = 0; i < S_MAX_TRACKED; i++)
         if (s_tracked[i] == pid)
             s_tracked[i] = 0;
+}
+
+void tf_signal_hold(sigset_t *saved)
+{
+    sigset_t hard;
+    sigemptyset(&hard);
+    sigaddset(&hard, SIGINT);
+    sigaddset(&hard, SIGTERM);
+    sigaddset(&hard, TF_SIGNAL_PARENT_GONE);
+    pthread_sigmask(SIG_BLOCK, &hard, saved);
+}
+
+void tf_signal_release(const sigset_t *saved)
+{
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
 static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];

@@ -23,6 +23,11 @@ extern volatile sig_atomic_t tf_signal_count;
 //  Children killed (process group and pid, SIGKILL) on a hard stop.
 void tf_signal_track(pid_t pid);
 void tf_signal_untrack(pid_t pid);
+//  Blocks the signals that can cause a hard stop (SIGINT, SIGTERM, parent
+//  gone) until tf_signal_release: between starting a child and tracking
+//  it, a hard stop would leave that child running.
+void tf_signal_hold(sigset_t *saved);
+void tf_signal_release(const sigset_t *saved);
 
 //  Paths removed when TF_SIGNAL_PARENT_GONE arrives, in order (unlink, or
 //  rmdir for a directory; errors ignored): a local worker cleans up after

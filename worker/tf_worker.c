@@ -476,8 +476,10 @@ static void s_pipe_close_idle(tf_worker_t *self)
         if (s->pid <= 0 || s->exited || s->outstanding.count > 0)
             continue;
         if (s->wfd == s->rfd) {
-            kill(-s->pid, SIGTERM);
-            kill(s->pid, SIGTERM);
+            //  Its group (it leads a session), once: a second TERM would cut
+            //  its clean-up short. The pid alone if the group is gone.
+            if (kill(-s->pid, SIGTERM) != 0)
+                kill(s->pid, SIGTERM);
         } else
             s_close(&s->wfd);
         s->ending = true;
@@ -775,6 +777,22 @@ static void s_exec_finish(tf_worker_t *self, s_slot_t *s, int status, uint32_t d
     s->kill_status = 0;
 }
 
+//  tf_proc_spawn, and the child tracked for a hard stop (tf_signal) before
+//  any signal can act: one arriving in between would leave it running.
+static pid_t s_spawn_tracked(const char *path, char *const argv[], int in_fd, int out_fd,
+                             tf_spawn_group_t group)
+{
+    sigset_t held;
+    tf_signal_hold(&held);
+    pid_t pid = tf_proc_spawn(path, argv, in_fd, out_fd, group);
+    int e = errno;
+    if (pid > 0)
+        tf_signal_track(pid);
+    tf_signal_release(&held);
+    errno = e;
+    return pid;
+}
+
 static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
 {
     t->start_us = tf_now_us();
@@ -800,8 +818,8 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
         s_exec_finish(self, s, TF_ST_SPAWN, (uint32_t)e);
         return;
     }
-    pid_t pid = tf_proc_spawn(self->path, argv ? argv : self->cfg->argv, child_in, child_out,
-                              TF_SPAWN_GROUP);
+    pid_t pid = s_spawn_tracked(self->path, argv ? argv : self->cfg->argv, child_in, child_out,
+                                TF_SPAWN_GROUP);
     int e = errno;
     tf_proc_argv_free(argv);
     close(child_in);
@@ -811,7 +829,6 @@ static void s_exec_start(tf_worker_t *self, s_slot_t *s, s_task_t *t)
         return;
     }
     s->pid = pid;
-    tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
 }
 
@@ -906,8 +923,8 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         if (s_child_pipes(&s->wfd, &s->rfd, &child_in, &child_out))
             return -1;
     }
-    pid_t pid = tf_proc_spawn(self->path, self->cfg->argv, child_in, child_out,
-                              pty ? TF_SPAWN_SESSION : TF_SPAWN_GROUP);
+    pid_t pid = s_spawn_tracked(self->path, self->cfg->argv, child_in, child_out,
+                                pty ? TF_SPAWN_SESSION : TF_SPAWN_GROUP);
     int e = errno;
     close(child_in);
     if (child_out != child_in)
@@ -918,7 +935,6 @@ static int s_pipe_spawn(tf_worker_t *self, s_slot_t *s)
         return -1;
     }
     s->pid = pid;
-    tf_signal_track(pid);
     s->pidfd = tf_proc_pidfd(pid);
     s->exited = false;
     s->wbuf.len = 0;

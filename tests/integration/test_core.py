@@ -187,16 +187,22 @@ class CoprocessEndTest(h.TFTestCase):
                                  "each of the 3 co-processes reads EOF and finishes its script")
 
     def test_pty_coprocess_gets_sigterm(self):
+        """Once: a trap that takes a while must not be run twice (a second
+        TERM to the group's leader once did, in most runs)."""
         mark = self.path("term")
-        script = ('trap \'echo "term $$" >> "$0"; exit 0\' TERM; '
+        script = ('trap \'echo "term $$" >> "$0"; sleep 0.2; exit 0\' TERM; '
                   'while read -r l; do printf "%s\\n" "$l"; done')
         items = [b"item %d" % i for i in range(40)]
-        rc, out, err = self.run_tf("run", "--pipe", "--pty", "-j", "2", "--", "sh", "-c",
-                                   script, mark, input=h.join_lines(items), timeout=h.LONG)
-        self.assertEqual(rc, 0, err[-2000:])
-        self.assertBytesEqual(out, h.join_lines(items))
-        self.assertEqual(self.ends("term").count(b"term"), 2,
-                         "each of the 2 co-processes runs its TERM trap")
+        for _ in range(3):
+            if os.path.exists(mark):
+                os.unlink(mark)
+            rc, out, err = self.run_tf("run", "--pipe", "--pty", "-j", "2", "--", "bash", "-c",
+                                       script, mark, input=h.join_lines(items), timeout=h.LONG)
+            self.assertEqual(rc, 0, err[-2000:])
+            self.assertBytesEqual(out, h.join_lines(items))
+            ends = self.ends("term")
+            self.assertEqual(ends.count(b"term"), 2,
+                             "each of the 2 co-processes runs its TERM trap once: %r" % ends)
 
     def test_coprocess_that_stays_is_killed(self):
         """A co-process that ignores both (and leaves a child behind) is

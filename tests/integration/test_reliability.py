@@ -511,6 +511,36 @@ class ChaosTest(ReliabilityBase):
 
 class RunKilledTest(ReliabilityBase):
 
+    def test_sigkill_of_run_at_start_leaves_no_command(self):
+        """SIGKILL of the run process alone, 1-6 ms after it starts, while
+        its workers start their first commands: no command survives. (A
+        parent-death signal between posix_spawn and the tracking of the
+        child once left that child running.)"""
+        token = "tf-leak-%d-%d" % (os.getpid(), self.rng.randrange(1 << 30))
+        inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(100)]))
+
+        def survivors():
+            found = []
+            for pid in proc_table():
+                with contextlib.suppress(OSError):
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        if token.encode() in f.read():
+                            found.append(pid)
+            return found
+        try:
+            for _ in range(20):
+                p = self.start_tf("run", "-j", "4", "-i", inp, "--no-progress", "--", "sh", "-c",
+                                  "sleep 300", token, "{}")
+                time.sleep(self.rng.uniform(0.001, 0.006))
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+            left = h.wait_for(lambda: not survivors(), 10) or survivors()
+            self.assertEqual(left, True, "commands outlived their run: %s" % left)
+        finally:
+            for pid in survivors():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
     def test_sigkill_of_run_leaves_no_directory(self):
         """SIGKILL of the run process alone: its local workers get the
         parent-death signal, kill their commands, remove run's ipc socket
