@@ -18,18 +18,30 @@ struct _tf_journal_t {
 };
 
 //  Parses one complete record line (with its '\n') of a journal of the
-//  given version into *st. Returns -1 if it is not one.
+//  given version into *st: "C", then 2 (version 1) or 3 numbers, each after
+//  one space, then the newline. Returns -1 if it is not one (a number out of
+//  range included).
 static int s_parse_record(const char *line, size_t n, int version, tf_journal_state_t *st)
 {
-    if (n < 2 || memchr(line, '\0', n) || strspn(line + 1, " 0123456789") != n - 2)
+    if (n < 2 || line[0] != 'C' || line[n - 1] != '\n' || memchr(line, '\0', n) ||
+        strspn(line + 1, " 0123456789") != n - 2)
         return -1;
-    char c, extra;
+    uint64_t *fields[3] = {&st->next, &st->offset, &st->failed};
+    int count = version == 1 ? 2 : 3;
     st->failed = 0;
-    int fields = version == 1 ? sscanf(line, "%c %" SCNu64 " %" SCNu64 "%c", &c, &st->next,
-                                       &st->offset, &extra)
-                              : sscanf(line, "%c %" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &c,
-                                       &st->next, &st->offset, &st->failed, &extra);
-    return fields == (version == 1 ? 4 : 5) && c == 'C' && extra == '\n' ? 0 : -1;
+    const char *p = line + 1;
+    for (int i = 0; i < count; i++) {
+        if (p[0] != ' ' || p[1] < '0' || p[1] > '9')
+            return -1;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p + 1, &end, 10);
+        if (errno == ERANGE)
+            return -1;
+        *fields[i] = (uint64_t)v;
+        p = end;
+    }
+    return p == line + n - 1 ? 0 : -1;
 }
 
 int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size_t errlen)

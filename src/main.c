@@ -509,6 +509,7 @@ static int s_cmd_run(tf_config_t *cfg)
     }
     tf_sink_set_ventilator(run.sink, vent_inproc);
     tf_sink_set_embedded(run.sink, true);
+    tf_vent_set_sink_embedded(run.vent, true);
     if (pthread_create(&sink_thread, NULL, s_sink_thread, &run)) {
         fprintf(stderr, "taskfarm run: cannot start the sink thread\n");
         goto done;

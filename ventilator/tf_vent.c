@@ -68,6 +68,7 @@ struct _tf_vent_t {
     bool sink_not_ok;     //  FINISHED said not every item of the job succeeded
     int64_t sink_gone_ms; //  when the registered sink's connection went (0: it did not)
     int silent_sink_fd;   //  connection of a sink lost to silence (-1: none)
+    bool sink_embedded;   //  tf_vent_set_sink_embedded
     uint64_t total;       //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
@@ -250,6 +251,11 @@ void tf_vent_set_sink_endpoint(tf_vent_t *self, const char *endpoint)
     snprintf(self->sink_override, sizeof self->sink_override, "%s", endpoint ? endpoint : "");
 }
 
+void tf_vent_set_sink_embedded(tf_vent_t *self, bool embedded)
+{
+    self->sink_embedded = embedded;
+}
+
 void tf_vent_set_tick(tf_vent_t *self, tf_vent_tick_fn *fn, void *arg)
 {
     self->tick = fn;
@@ -394,7 +400,10 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
     if (!p->used)
         return;
     if (p->is_sink) {
-        tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
+        if (self->sink_embedded)
+            tf_debug("ventilator: sink silent (%s), busy writing; waiting for it", why);
+        else
+            tf_warn("ventilator: sink lost (%s); waiting for a sink to register", why);
         self->sink = -1;
         self->sink_ep[0] = '\0';
         //  Only silent, it may be blocked writing (a full pipe): wait, and
@@ -508,6 +517,19 @@ static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const c
     s_skip_add(self, seq);
 }
 
+//  A journal that committed more items than the input has belongs to
+//  another input: finishing would leave its output as it is and exit 0.
+static void s_check_resume(tf_vent_t *self)
+{
+    if (!self->input_done || self->resume_from <= self->total)
+        return;
+    tf_error("ventilator: cannot resume: the journal says %llu item(s) were committed, but the "
+             "input has %llu (not the input of the job it resumes?)",
+             (unsigned long long)self->resume_from, (unsigned long long)self->total);
+    self->input_error = true;
+    atomic_store(&self->abort_requested, true);
+}
+
 //  Reads buffered items while the window has room. Returns true when it
 //  stopped with items still buffered (the loop must not sleep).
 static bool s_read_input(tf_vent_t *self)
@@ -540,6 +562,7 @@ static bool s_read_input(tf_vent_t *self)
             self->total = tf_window_next(self->window);
             tf_progress_total(&self->progress, self->total);
             tf_info("ventilator: input done, %llu items", (unsigned long long)self->total);
+            s_check_resume(self);
             return false;
         }
         //  A skipped (too long) item enters with no data (len 0): it only fails.
@@ -866,6 +889,7 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
     if (resume > self->resume_from) {
         //  The sink already holds everything below `resume` (--resume).
         self->resume_from = resume;
+        s_check_resume(self);
         uint64_t hi = resume < tf_window_next(self->window) ? resume : tf_window_next(self->window);
         for (uint64_t q = tf_window_base(self->window); q < hi; q++) {
             tf_slot_t *slot = tf_window_get(self->window, q);

@@ -44,6 +44,9 @@ void tf_vent_destroy(tf_vent_t **self_p);
 int tf_vent_bind(tf_vent_t *self, const char *endpoint, char *err, size_t errlen);
 //  Endpoint workers are told for the sink instead of the one the sink gave.
 void tf_vent_set_sink_endpoint(tf_vent_t *self, const char *endpoint);
+//  The sink runs in this process (run): when it falls silent it is busy
+//  (writing to a slow reader), not lost; said at debug level only.
+void tf_vent_set_sink_embedded(tf_vent_t *self, bool embedded);
 void tf_vent_set_tick(tf_vent_t *self, tf_vent_tick_fn *fn, void *arg);
 //  Tells the ventilator a worker process is gone (run mode sees its exit).
 void tf_vent_worker_gone(tf_vent_t *self, const char *name);

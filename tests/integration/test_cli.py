@@ -300,6 +300,38 @@ class EdgeCaseTest(h.TFTestCase):
                     self.assertIn(b"item 2 failed", err)
                     self.assertEqual(h.read(failed), b"\n")
 
+    def test_resume_with_a_journal_of_another_input(self):
+        """A journal that committed more items than the input has, or whose
+        numbers overflow, once ended the job at once with exit 0 and the
+        output as the journal left it. The first is refused; the second is a
+        damaged last record, ignored like a torn one: the job runs again."""
+        inp = h.write(self.path("in.txt"), b"a\nb\nc\n")
+        outp, jour = self.path("out.txt"), self.path("j")
+        h.write(outp, b"1\n2\n3\n4\n5\n6\n")
+        h.write(jour, b"taskfarm-journal 2\nC 6 12 0\n")
+        rc, _, err = self.run_tf("run", "-i", inp, "-o", outp, "--journal", jour, "--resume",
+                                 "--", "echo", "{}")
+        self.assertEqual(rc, 2, err)
+        self.assertIn(b"cannot resume", err)
+        h.write(jour, b"taskfarm-journal 2\nC 99999999999999999999 11 0\n")
+        rc, _, err = self.run_tf("run", "-i", inp, "-o", outp, "--journal", jour, "--resume",
+                                 "--", "echo", "{}")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(h.read(outp), b"a\nb\nc\n")
+
+    def test_no_warning_when_the_reader_is_slow(self):
+        """run's own sink, blocked writing to a reader that pauses for longer
+        than the heartbeat timeout, was reported as 'sink lost'."""
+        data = b"".join(b"%020d\n" % i for i in range(200000))
+        inp = h.write(self.path("in.txt"), data)
+        outp = self.path("out.txt")
+        rc, _, err = h.run_cmd(["sh", "-c", '"$0" run -j 2 --pipe -i "$1" -- cat | '
+                                '(sleep 3; cat > "$2")', self.tf, inp, outp],
+                               timeout=h.MEDIUM, registry=self.reg)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn(b"sink lost", err)
+        self.assertEqual(h.read(outp), data)
+
     def test_output_that_is_the_input(self):
         """run -i f -o f emptied f before reading it and exited 0."""
         data = b"".join(b"%d\n" % i for i in range(20))
