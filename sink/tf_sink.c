@@ -307,8 +307,8 @@ static int s_flush(tf_sink_t *self)
 static void s_released_upto(tf_sink_t *self, uint64_t next)
 {
     self->released_next = next;
-    self->released_failed =
-        self->resumed_failed + (self->reorder ? tf_reorder_skips_released(self->reorder) : 0);
+    if (self->journal) //  only the journal needs the count
+        self->released_failed = self->resumed_failed + tf_reorder_skips_released(self->reorder);
 }
 
 static int s_write(void *arg, uint64_t seq, const uint8_t *data, size_t len)
