@@ -508,7 +508,10 @@ static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const c
     else
         tf_error("ventilator: item %llu failed: %s: %.*s%s", (unsigned long long)seq + 1, why,
                  shown, slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
-    if (self->failed_file) {
+    //  An item read over --max-item was not kept: an empty line in its place
+    //  would be read back as an empty item.
+    bool kept = !(slot->attempt == 0 && slot->last_status == TF_ST_BADITEM);
+    if (self->failed_file && kept) {
         if (slot->len)
             fwrite(slot->data, 1, slot->len, self->failed_file);
         fputc(self->cfg->null_sep ? '\0' : '\n', self->failed_file);
@@ -632,9 +635,10 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
             tf_slot_t *slot = tf_window_get(self->window, seq);
             if (slot->attempt == 0 && slot->last_status == TF_ST_BADITEM) {
                 //  Read over --max-item (s_read_input): it fails here.
-                char why[96];
-                snprintf(why, sizeof why, "longer than --max-item (%lld bytes)",
-                         (long long)self->cfg->max_item);
+                char why[128];
+                snprintf(why, sizeof why, "longer than --max-item (%lld bytes; not kept%s)",
+                         (long long)self->cfg->max_item,
+                         self->failed_file ? ", not in --failed" : "");
                 s_fail_final(self, seq, slot, why);
                 continue;
             }
