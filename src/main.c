@@ -546,13 +546,13 @@ done:
         tf_remove_dir(allow_dir);
     tf_remove_dir(dir); //  the ipc socket files
     //  The others (never connected, or busy) are told by SIGTERM, then
-    //  killed after two seconds: a worker gives its co-process one to end
-    //  after EOF. Each exit is awaited on its pidfd (or by polling where the
+    //  killed a second after the time a worker gives its co-processes to
+    //  end. Each exit is awaited on its pidfd (or by polling where the
     //  kernel has none).
     for (int i = 0; i < run.nchildren; i++)
         if (run.children[i].pid > 0)
             kill(run.children[i].pid, SIGTERM);
-    int64_t deadline = tf_now_ms() + 2000;
+    int64_t deadline = tf_now_ms() + TF_COPROC_GRACE_MS + 1000;
     for (int i = 0; i < run.nchildren; i++) {
         s_child_t *c = &run.children[i];
         int pidfd = c->pid > 0 ? tf_proc_pidfd(c->pid) : -1;

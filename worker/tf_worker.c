@@ -44,8 +44,6 @@
 #define S_PIPE_WBUF (64 * 1024) //  bytes queued for one co-process at most
 #define S_BALANCE_MIN_US 1000   //  items this long go to the slot free first
 #define S_FLUSH_DELAY_US 1000   //  results may wait this long for company
-#define S_EOF_GRACE_MS 1000     //  an idle co-process's time to exit after EOF
-#define S_MAX_POLL_SLOTS 64     //  s_pipe_close_idle: slots watched per poll
 
 typedef struct s_task {
     struct s_task *next;
@@ -462,15 +460,16 @@ static bool s_child_ended(const s_slot_t *s)
 //  An idle co-process ends the way a filter does. On pipes its stdin is
 //  closed (EOF). On a pty, whose raw mode has no end-of-file character and
 //  whose closed master reads as an I/O error, its process group gets
-//  SIGTERM. Either way it has S_EOF_GRACE_MS to exit; what it still writes
-//  is read and dropped, so that it cannot block on a full pipe. One that
-//  holds items (the worker is leaving before they are done) is not waited
-//  for.
+//  SIGTERM. Either way it has TF_COPROC_GRACE_MS to exit; what it still
+//  writes is read and dropped, so that it cannot block on a full pipe. One
+//  that holds items (the worker is leaving before they are done) is not
+//  waited for.
 static void s_pipe_close_idle(tf_worker_t *self)
 {
-    int64_t deadline = tf_now_ms() + S_EOF_GRACE_MS;
+    if (!self->pipe || !self->slots)
+        return;
     int waiting = 0;
-    for (int i = 0; self->pipe && self->slots && i < self->nslots; i++) {
+    for (int i = 0; i < self->nslots; i++) {
         s_slot_t *s = &self->slots[i];
         s->ending = false;
         if (s->pid <= 0 || s->exited || s->outstanding.count > 0)
@@ -485,47 +484,49 @@ static void s_pipe_close_idle(tf_worker_t *self)
         s->ending = true;
         waiting++;
     }
-    while (waiting > 0) {
-        struct pollfd pfd[2 * S_MAX_POLL_SLOTS];
+    //  Per slot: its output (owner = slot) and its pidfd (owner = -1).
+    struct pollfd *pfd = waiting ? calloc(2 * (size_t)self->nslots, sizeof *pfd) : NULL;
+    int *owner = pfd ? calloc(2 * (size_t)self->nslots, sizeof *owner) : NULL;
+    int64_t deadline = tf_now_ms() + TF_COPROC_GRACE_MS;
+    while (owner) {
         nfds_t n = 0;
-        bool blind = false; //  an exit we would not hear of: look every 1 ms
+        bool blind = false; //  an exit we would not hear of (no pidfd): look every 1 ms
         waiting = 0;
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *s = &self->slots[i];
             if (!s->ending || s_child_ended(s))
                 continue;
             waiting++;
-            if (n + 2 > 2 * S_MAX_POLL_SLOTS) {
-                blind = true; //  no room this turn
-                continue;
+            if (s->rfd >= 0) {
+                pfd[n] = (struct pollfd){s->rfd, POLLIN, 0};
+                owner[n++] = i;
             }
-            if (s->rfd >= 0)
-                pfd[n++] = (struct pollfd){s->rfd, POLLIN, 0};
-            if (s->pidfd >= 0)
-                pfd[n++] = (struct pollfd){s->pidfd, POLLIN, 0};
-            else
-                blind = true; //  no pidfd (old kernel)
+            if (s->pidfd >= 0) {
+                pfd[n] = (struct pollfd){s->pidfd, POLLIN, 0};
+                owner[n++] = -1;
+            } else
+                blind = true;
         }
         int64_t left = deadline - tf_now_ms();
         if (waiting == 0 || left <= 0)
             break;
         if (poll(pfd, n, blind ? 1 : (int)left) <= 0)
             continue;
-        for (nfds_t k = 0; k < n; k++)
-            if (pfd[k].revents)
-                for (int i = 0; i < self->nslots; i++) {
-                    s_slot_t *s = &self->slots[i];
-                    if (s->rfd == pfd[k].fd) {
-                        char sink[4096];
-                        ssize_t r = read(s->rfd, sink, sizeof sink);
-                        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-                            if (s->wfd == s->rfd)
-                                s->wfd = -1; //  one pty master for both ways
-                            s_close(&s->rfd);
-                        }
-                    }
-                }
+        for (nfds_t k = 0; k < n; k++) {
+            if (owner[k] < 0 || !pfd[k].revents)
+                continue;
+            s_slot_t *s = &self->slots[owner[k]];
+            char drop[4096];
+            ssize_t r = read(s->rfd, drop, sizeof drop);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                if (s->wfd == s->rfd)
+                    s->wfd = -1; //  one pty master for both ways
+                s_close(&s->rfd);
+            }
+        }
     }
+    free(pfd);
+    free(owner);
 }
 
 void tf_worker_destroy(tf_worker_t **self_p)

@@ -13,6 +13,10 @@ extern "C" {
 
 typedef struct _tf_worker_t tf_worker_t;
 
+//  tf_worker_destroy gives an idle --pipe co-process this long to exit
+//  after EOF (or SIGTERM on a pty) before it kills it.
+#define TF_COPROC_GRACE_MS 1000
+
 //  Checks the command (or plugin) and prepares `slots` slots. Returns NULL
 //  with a one-line error.
 tf_worker_t *tf_worker_new(const tf_config_t *cfg, char *err, size_t errlen);
