@@ -3,7 +3,6 @@
 #include "tf_vent.h"
 
 #include "tf_curve.h"
-#include "tf_journal.h"
 #include "tf_log.h"
 #include "tf_net.h"
 #include "tf_proto.h"
@@ -69,6 +68,7 @@ struct _tf_vent_t {
     int64_t sink_gone_ms; //  when the registered sink's connection went (0: it did not)
     int silent_sink_fd;   //  connection of a sink lost to silence (-1: none)
     bool sink_embedded;   //  tf_vent_set_sink_embedded
+    bool sink_seen;       //  a sink has registered (s_on_sink_hello)
     uint64_t total;       //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
@@ -177,15 +177,9 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_window_set_release(self->window, s_release_item, self);
     if (cfg->failed) {
-        //  A resumed job keeps the list of the run it resumes. Inside run,
-        //  whose sink has the journal, only if something was committed: a
-        //  --resume that starts a job afresh starts a fresh list.
-        bool keep = cfg->resume;
-        tf_journal_state_t js;
-        char jerr[256];
-        if (keep && cfg->journal)
-            keep = tf_journal_read(cfg->journal, &js, jerr, sizeof jerr) == 0 && js.next > 0;
-        self->failed_file = fopen(cfg->failed, keep ? "a" : "w");
+        //  A resumed job keeps the list of the run it resumes (emptied by
+        //  s_on_sink_hello if the sink resumes nothing).
+        self->failed_file = fopen(cfg->failed, cfg->resume ? "a" : "w");
         if (!self->failed_file) {
             snprintf(err, errlen, "cannot open --failed file '%s': %s", cfg->failed,
                      strerror(errno));
@@ -394,7 +388,9 @@ static void s_lost_item(void *arg, uint64_t seq, tf_slot_t *slot)
         s_hasten_lost(arg, seq, slot);
 }
 
-static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
+//  A peer is gone: `why` for the log; `silent` when only its heartbeats
+//  stopped (its connection may be alive: a sink blocked writing, say).
+static void s_peer_remove(tf_vent_t *self, int peer, const char *why, bool silent)
 {
     s_peer_t *p = &self->peers[peer];
     if (!p->used)
@@ -409,18 +405,16 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
         //  Only silent, it may be blocked writing (a full pipe): wait, and
         //  watch its connection. Its connection gone, it died or was cut
         //  off: wait a while only.
-        self->silent_sink_fd = -1;
-        if (strcmp(why, "no heartbeat") != 0)
+        self->silent_sink_fd = silent ? p->fd : -1;
+        if (!silent)
             self->sink_gone_ms = tf_now_ms();
-        else
-            self->silent_sink_fd = p->fd;
     } else if (self->phase >= S_ENDING) {
         //  Told the job is over (nothing is leased by then): leaving is
         //  what it should do, not a loss.
         tf_debug("ventilator: worker %s left (%s)", p->name, why);
         self->nworkers--;
     } else {
-        int64_t silent = tf_now_ms() - p->last_heard;
+        int64_t quiet_ms = tf_now_ms() - p->last_heard;
         uint32_t leased = p->leased;
         p->lost = true;
         self->hastened = 0;
@@ -430,7 +424,7 @@ static void s_peer_remove(tf_vent_t *self, int peer, const char *why)
                 p->name, why, leased, self->hastened);
         self->stats.workers_lost++;
         if (self->stats.first_loss_detect_ms == 0)
-            self->stats.first_loss_detect_ms = silent > 0 ? silent : 1;
+            self->stats.first_loss_detect_ms = quiet_ms > 0 ? quiet_ms : 1;
         self->nworkers--;
     }
     p->used = false;
@@ -442,7 +436,7 @@ static void s_heartbeat_peer(tf_vent_t *self, uint32_t i)
 {
     if (tf_enc_heartbeat(&self->out, self->job, 0) == 0 && s_send(self, (int)i, &self->out) &&
         zmq_errno() == EHOSTUNREACH)
-        s_peer_remove(self, (int)i, "disconnected");
+        s_peer_remove(self, (int)i, "disconnected", false);
 }
 
 //  After a dropped connection (tf_net_watch), a heartbeat to each peer
@@ -468,7 +462,7 @@ void tf_vent_worker_gone(tf_vent_t *self, const char *name)
     for (uint32_t i = 0; i < self->npeers; i++) {
         s_peer_t *p = &self->peers[i];
         if (p->used && !p->is_sink && strcmp(p->name, name) == 0)
-            s_peer_remove(self, (int)i, "process exited");
+            s_peer_remove(self, (int)i, "process exited", false);
     }
 }
 
@@ -496,6 +490,13 @@ static void s_skip_add(tf_vent_t *self, uint64_t seq)
         s_skip_flush(self);
 }
 
+//  An item read over --max-item (s_read_input): it was not kept (no data)
+//  and fails when dispatch reaches it.
+static bool s_not_kept(const tf_slot_t *slot)
+{
+    return slot->attempt == 0 && slot->last_status == TF_ST_BADITEM;
+}
+
 static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const char *why)
 {
     s_unlease(self, slot);
@@ -510,8 +511,7 @@ static void s_fail_final(tf_vent_t *self, uint64_t seq, tf_slot_t *slot, const c
                  shown, slot->data ? (const char *)slot->data : "", slot->len > 200 ? "..." : "");
     //  An item read over --max-item was not kept: an empty line in its place
     //  would be read back as an empty item.
-    bool kept = !(slot->attempt == 0 && slot->last_status == TF_ST_BADITEM);
-    if (self->failed_file && kept) {
+    if (self->failed_file && !s_not_kept(slot)) {
         if (slot->len)
             fwrite(slot->data, 1, slot->len, self->failed_file);
         fputc(self->cfg->null_sep ? '\0' : '\n', self->failed_file);
@@ -633,8 +633,7 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
         while ((int64_t)n < p->credit && (n == 0 || b->len < S_BATCH_BYTES) &&
                tf_window_pop(self->window, &seq)) {
             tf_slot_t *slot = tf_window_get(self->window, seq);
-            if (slot->attempt == 0 && slot->last_status == TF_ST_BADITEM) {
-                //  Read over --max-item (s_read_input): it fails here.
+            if (s_not_kept(slot)) {
                 char why[128];
                 snprintf(why, sizeof why, "longer than --max-item (%lld bytes; not kept%s)",
                          (long long)self->cfg->max_item,
@@ -665,7 +664,7 @@ static void s_dispatch_worker(tf_vent_t *self, int w)
         p->credit -= n;
         if (s_send(self, w, b) != 0) {
             tf_debug("ventilator: TASKS to %s failed: %s", p->name, zmq_strerror(zmq_errno()));
-            s_peer_remove(self, w, "unreachable");
+            s_peer_remove(self, w, "unreachable", false);
             return;
         }
         self->stats.batches++;
@@ -904,6 +903,13 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
             }
         }
     }
+    //  The first sink tells whether --resume resumes anything: if not, the
+    //  job starts afresh, and so does --failed (nothing failed before: items
+    //  fail only once dispatched, and dispatch waits for a sink).
+    if (!self->sink_seen && self->failed_file && self->cfg->resume && self->resume_from == 0 &&
+        ftruncate(fileno(self->failed_file), 0) != 0)
+        tf_warn("ventilator: cannot empty --failed file: %s", strerror(errno));
+    self->sink_seen = true;
     tf_sink_welcome_t sw = {(uint32_t)self->cfg->window, (uint32_t)self->cfg->heartbeat_ms,
                             (uint32_t)self->cfg->heartbeat_timeout_ms};
     if (tf_enc_sink_welcome(&self->out, self->job, &sw) == 0)
@@ -1074,7 +1080,7 @@ static void s_timers(tf_vent_t *self)
             if (!p->used)
                 continue;
             if (now - p->last_heard > self->cfg->heartbeat_timeout_ms)
-                s_peer_remove(self, (int)i, "no heartbeat");
+                s_peer_remove(self, (int)i, "no heartbeat", true);
             else
                 s_heartbeat_peer(self, i);
         }
