@@ -283,6 +283,17 @@ def seed_lines(n):
             for i in range(n)]
 
 
+def same_lines_unordered(lines):
+    """A check (run, stdout_path) -> None or an error: the output holds the
+    given lines (str), each once, in any order (runners without ordering)."""
+    want = sorted(x.encode() for x in lines)
+
+    def check(r, o):
+        with open(o, "rb") as f:
+            return None if sorted(f.read().splitlines()) == want else "output lost/doubled items"
+    return check
+
+
 def write_lines(path, lines):
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -499,10 +510,7 @@ def w5_skew(ctx):
         with open(o, "rb") as f:
             return None if f.read() == expect else "output differs from the items (in order)"
 
-    def same_sorted(r, o):
-        with open(o, "rb") as f:
-            got = sorted(f.read().splitlines())
-        return None if got == sorted(x.encode() for x in lines) else "output lost/doubled items"
+    same_sorted = same_lines_unordered(lines)
     stats = os.path.join(ctx.tmp, "w5_stats.json")
     st_check = check_stats(stats, n)
     outs = {k: os.path.join(ctx.tmp, f"w5_{k}.out") for k in ("pipe", "exec", "xargs", "floor")}
@@ -555,12 +563,9 @@ def w5_process_start(ctx, wid, title, inp, ideal, same, same_sorted):
     spawnloop = os.path.join(ctx.tools, "spawnloop")
     n = SIZES["skew_items"]
     zero = os.path.join(ctx.tmp, "zero.txt")
-    write_lines(zero, [f"0 #{i}" for i in range(n)])
-    zero_expect = sorted(f"0 #{i}".encode() for i in range(n))
-
-    def zero_ok(r, o):
-        with open(o, "rb") as f:
-            return None if sorted(f.read().splitlines()) == zero_expect else "output lost items"
+    zero_lines = [f"0 #{i}" for i in range(n)]
+    write_lines(zero, zero_lines)
+    zero_ok = same_lines_unordered(zero_lines)
     outs = {k: os.path.join(ctx.tmp, f"w5_{k}.out")
             for k in ("start_glibc", "start_nolibc", "exec_nolibc", "floor_nolibc")}
     t = timed_series(wid, [
