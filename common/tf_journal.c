@@ -23,8 +23,7 @@ struct _tf_journal_t {
 //  range included).
 static int s_parse_record(const char *line, size_t n, int version, tf_journal_state_t *st)
 {
-    if (n < 2 || line[0] != 'C' || line[n - 1] != '\n' || memchr(line, '\0', n) ||
-        strspn(line + 1, " 0123456789") != n - 2)
+    if (n < 2 || line[0] != 'C' || line[n - 1] != '\n')
         return -1;
     uint64_t *fields[3] = {&st->next, &st->offset, &st->failed};
     int count = version == 1 ? 2 : 3;
@@ -41,7 +40,15 @@ static int s_parse_record(const char *line, size_t n, int version, tf_journal_st
         *fields[i] = (uint64_t)v;
         p = end;
     }
+    //  Anything else (a NUL, a sign, another field) stops short of the end.
     return p == line + n - 1 ? 0 : -1;
+}
+
+//  One record line, as both open and commit write it.
+static int s_format_record(char *buf, size_t cap, const tf_journal_state_t *st)
+{
+    return snprintf(buf, cap, "C %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", st->next, st->offset,
+                    st->failed);
 }
 
 int tf_journal_read(const char *path, tf_journal_state_t *state, char *err, size_t errlen)
@@ -137,8 +144,9 @@ tf_journal_t *tf_journal_open(const char *path, const tf_journal_state_t *state,
         return NULL;
     }
     char rec[128];
-    int n = snprintf(rec, sizeof rec, S_HEADER "C %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-                     state->next, state->offset, state->failed);
+    memcpy(rec, S_HEADER, strlen(S_HEADER));
+    int n = (int)strlen(S_HEADER) +
+            s_format_record(rec + strlen(S_HEADER), sizeof rec - strlen(S_HEADER), state);
     if (write(self->fd, rec, (size_t)n) != n || rename(tmp, path) != 0) {
         snprintf(err, errlen, "cannot write journal '%s': %s", path, strerror(errno));
         close(self->fd);
@@ -156,8 +164,7 @@ int tf_journal_commit(tf_journal_t *self, const tf_journal_state_t *state)
         state->failed == self->last.failed)
         return 0;
     char rec[96];
-    int n = snprintf(rec, sizeof rec, "C %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", state->next,
-                     state->offset, state->failed);
+    int n = s_format_record(rec, sizeof rec, state);
     ssize_t w;
     do
         w = write(self->fd, rec, (size_t)n);
