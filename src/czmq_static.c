@@ -6,7 +6,8 @@
     a local worker dearer. Debian's libczmq.so brings libsystemd and its six
     libraries (gcrypt, gpg-error, lz4, zstd, lzma, cap) and libuuid: with
     czmq linked in from libczmq.a the program loads 21 libraries, not 28,
-    and `run` starts about 2.5 ms sooner (README, "Performance").
+    and `run` starts about 2.5 ms sooner (README, "Performance"); with
+    libzmq linked in too (zmq_static.c), 3.
 
     czmq's zsock.o calls systemd's socket activation from zsock_bind: when
     systemd passed the process listening sockets (LISTEN_FDS), a bind to a

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -354,14 +353,15 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
 //  (CPU feature probes with CPUID, which a hypervisor may trap). Together
 //  ~0.25 ms of CPU per process here. Done once before the forks, every
 //  local worker inherits them: both are reference-counted or idempotent
-//  (pgm_init, sodium_init), open no descriptor and start no thread. Looked
-//  up by name, as libzmq may be built without either.
+//  (pgm_init, sodium_init), open no descriptor and start no thread. Weak
+//  references: libzmq may be built without either, and linked in statically
+//  (TF_STATIC_ZMQ) or not; a weak reference finds them either way, where a
+//  lookup by name (dlsym) misses what is linked into the program.
+extern int sodium_init(void) __attribute__((weak));
+extern bool pgm_init(void *error) __attribute__((weak)); //  (pgm_error_t **)
+
 static void s_zmq_libraries_init(void)
 {
-    int (*sodium_init)(void);
-    bool (*pgm_init)(void *); //  bool pgm_init(pgm_error_t **)
-    *(void **)(&sodium_init) = dlsym(RTLD_DEFAULT, "sodium_init");
-    *(void **)(&pgm_init) = dlsym(RTLD_DEFAULT, "pgm_init");
     if (sodium_init)
         (void)sodium_init();
     if (pgm_init)
