@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@ void tf_signal_release(const sigset_t *saved)
 }
 
 static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
+static pid_t s_cleanup_parent; //  the parent whose death the paths are for
 
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
 {
@@ -60,6 +63,7 @@ int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
             return -1;
     for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP; i++)
         snprintf(s_cleanup[i], PATH_MAX, "%s", i < n ? paths[i] : "");
+    s_cleanup_parent = getppid();
     return 0;
 }
 
@@ -78,11 +82,23 @@ static void s_hard_stop(const char *why, size_t len)
     _exit(130);
 }
 
-static void s_handler(int sig)
+static void s_handler(int sig, siginfo_t *info, void *context)
 {
+    (void)context;
     if (sig == TF_SIGNAL_PARENT_GONE) {
-        //  unlink and rmdir are async-signal-safe; several workers may race
-        //  here, and all but one find nothing left to remove.
+        //  The kernel sends it on the parent's behalf (PR_SET_PDEATHSIG) as
+        //  the parent's thread that started us exits, after giving us a new
+        //  parent: another of its threads while it has some (so getppid()
+        //  may still name it), then a reaper. Anybody else may send it too:
+        //  such a stray signal stops this process alone, and the parent's
+        //  files stay (`run` replaces the worker). unlink, rmdir and getppid
+        //  are async-signal-safe; several workers may race here, and all but
+        //  one find nothing left to remove.
+        bool from_parent = info && info->si_code == SI_USER && info->si_pid == s_cleanup_parent;
+        if (s_cleanup_parent > 0 && getppid() == s_cleanup_parent && !from_parent) {
+            static const char msg[] = "taskfarm: stopped by signal USR2, exiting now\n";
+            s_hard_stop(msg, sizeof msg - 1);
+        }
         for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP && s_cleanup[i][0]; i++)
             if (unlink(s_cleanup[i]) != 0)
                 rmdir(s_cleanup[i]);
@@ -132,7 +148,8 @@ void tf_signal_install(void)
     setenv("ZSYS_SIGHANDLER", "false", 1);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_handler;
+    sa.sa_sigaction = s_handler;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -32,8 +32,10 @@ void tf_signal_release(const sigset_t *saved);
 //  Paths removed when TF_SIGNAL_PARENT_GONE arrives, in order (unlink, or
 //  rmdir for a directory; errors ignored): a local worker cleans up after
 //  a `run` that was killed (its ipc socket files and their directory).
-//  At most TF_SIGNAL_MAX_CLEANUP paths, each shorter than PATH_MAX; set
-//  before the signal can arrive. Returns -1 when one does not fit.
+//  Only if the parent it had when this was called is gone: the signal from
+//  anybody else stops the process without touching them. At most
+//  TF_SIGNAL_MAX_CLEANUP paths, each shorter than PATH_MAX; set before the
+//  signal can arrive. Returns -1 when one does not fit.
 #define TF_SIGNAL_MAX_CLEANUP 8
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n);
 

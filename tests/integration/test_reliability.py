@@ -569,6 +569,43 @@ class RunKilledTest(ReliabilityBase):
                     kill_everything(p)
 
 
+    def test_stray_sigusr2_to_a_local_worker_spares_runs_sockets(self):
+        """SIGUSR2 is the local workers' parent-death signal. Sent by
+        somebody else while `run` lives, it stops that worker alone: run's
+        ipc socket files stay (before, the worker removed them, and no
+        replacement could join), a replacement worker joins, and the job
+        ends with every result in order."""
+        n = 40
+        inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(n)]))
+        p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", "--pipe", "--",
+                          "sh", "-c", "while read -r l; do sleep 0.1; echo r$l; done")
+        try:
+            self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
+                                       len(h.children_of(p.pid)) >= 2, 20),
+                            "run did not start its workers and sockets")
+            dirs = run_tmp_dirs(p.pid)
+            sockets = [os.path.join(d, f) for d in dirs for f in os.listdir(d)]
+            self.assertTrue(sockets, "no socket files in %s" % dirs)
+            # Past the first second, so that the worker is replaced (a worker
+            # that fails sooner counts as one that cannot start).
+            time.sleep(1.2)
+            victim = h.children_of(p.pid)[0]
+            os.kill(victim, signal.SIGUSR2)
+            self.assertTrue(h.wait_for(lambda: proc_table().get(victim, ("Z",))[0] == "Z", 10),
+                            "the signalled worker did not stop")
+            left = [f for f in sockets if not os.path.exists(f)]
+            self.assertEqual(left, [], "a stray SIGUSR2 removed run's socket files")
+            self.assertTrue(h.wait_for(lambda: len([c for c in h.children_of(p.pid)
+                                                    if c != victim]) >= 2, 10),
+                            "run did not replace the worker")
+            rc = self.wait_exit(p, 60, "run")
+            self.assertEqual(rc, 0, self.stderr_of(p)[-2000:])
+            self.assertEqual(h.read(p.out_path),
+                             h.join_lines([b"r%d" % i for i in range(n)]))
+        finally:
+            kill_everything(p)
+
+
 class OnceWorkerTest(ReliabilityBase):
 
     def test_once_worker_stopped_across_job_end(self):
