@@ -89,7 +89,7 @@ if (has("ratios.dat")) {
     set xtics font ",9"
     plot f("ratios.dat") using ($1-0.2):3:5:xticlabels(2) with boxes lc rgb variable notitle, \
          ''              using ($1+0.2):4 with boxes fs pattern 1 border lc rgb "#555555" lc rgb "#888888" title "goal", \
-         ''              using ($1-0.2):3:(sprintf("%.2f", $3)) with labels offset 0,0.7 font ",9" notitle, \
+         ''              using ($1-0.2):3:(sprintf("%.3g", $3)) with labels offset 0,0.7 font ",9" notitle, \
          keyentry with boxes fs solid 0.85 lc rgb "#228833" title "measured: met", \
          keyentry with boxes fs solid 0.85 lc rgb "#cc3311" title "measured: missed"
     unset output
