@@ -193,6 +193,13 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     }
     tf_net_setup(self->router, 16 << 20);
     zsock_set_router_mandatory(self->router, 1);
+    //  ZeroMQ's connection heartbeats (ZMTP PING/PONG), answered by the
+    //  peer's I/O thread even while its own thread is busy: a peer that is
+    //  only silent (a sink blocked writing) keeps its connection, one whose
+    //  host vanished without a FIN or RST loses it, and the watch below
+    //  hears of it (the sink's give-up time starts then). Five heartbeat
+    //  timeouts: a loaded machine must not cut live connections.
+    tf_net_heartbeat(self->router, cfg->heartbeat_ms, 5 * cfg->heartbeat_timeout_ms);
     //  A worker's connection that drops takes whatever was queued on it;
     //  the worker starts a new session at once, and the probe this watch
     //  triggers (s_probe_peers) finds the old one gone and re-queues its

@@ -214,6 +214,18 @@ class NetnsTest(unittest.TestCase):
                       % (host, pid, timeout, self.diag()))
         return hit
 
+    def power_off(self, host, vent):
+        """Host HOST vanishes mid-job as a machine that loses power does: its
+        cable cut (no FIN or RST gets out), then its processes killed.
+        Returns the moment it went silent."""
+        if vent.poll() is not None:
+            self.fail("job ended before the power-off: too short for this machine\n"
+                      + self.diag())
+        t_off = time.monotonic()
+        self.lab.link_down(host)
+        self.lab.kill_host(host)
+        return t_off
+
     def known_bug(self, msg):
         """Skips the current sub-test as a product bug, and lists it for the summary."""
         text = "BUG: " + msg
@@ -386,12 +398,7 @@ class NetnsTest(unittest.TestCase):
         self.start_worker(3, 0.02)
         self.wait_until("the job to be under way on h2",
                         lambda: len(self.host_log(2)) >= 40 and count_lines(out) >= 60, 30)
-        if vent.poll() is not None:
-            self.fail("job ended before the power-off: too short for this machine\n"
-                      + self.diag())
-        t_off = time.monotonic()
-        self.lab.link_down(2)
-        self.lab.kill_host(2)
+        t_off = self.power_off(2, vent)
         stamp, line = self.lost_line(vent, 2, t_off, 10)
         detect = stamp - t_off
         log("power-off: h2's worker declared lost %.3f s after h2 went silent: %s"
@@ -408,6 +415,39 @@ class NetnsTest(unittest.TestCase):
         self.assertGreater(st["resent_lost_worker"], 0, "h2's items were not re-sent: %s" % st)
         self.assertEqual(self.workers[3].wait(10), 0, "--once worker on h3\n" + self.diag())
         self.check_retried(st)
+
+    def test_3c_sink_host_powers_off(self):
+        """The sink's host (h3) vanishes without a FIN or RST. The ventilator
+        on h1 first takes the silence for a sink busy writing, then learns
+        from ZeroMQ's connection heartbeats (the peer's I/O thread answers
+        them even when it is busy) that the connection is dead, and gives up
+        after its give-up time, exit 2, instead of waiting for ever."""
+        hb = ["--heartbeat", "0.1", "--heartbeat-timeout", "0.3"]
+        items = make_items(2000, "s", 11)
+        inp, out = self.path("job3c.in"), self.path("job3c.out")
+        with open(inp, "w") as f:
+            f.write("".join(it + "\n" for it in items))
+        vep = "tcp://%s:%d" % (self.lab.addr(1), VENT_PORT)
+        sep = "tcp://%s:%d" % (self.lab.addr(3), SINK_PORT)
+        vent = self.lab.spawn(1, [TASKFARM, "ventilator", "--bind", vep, "-i", inp,
+                                  "--no-progress", "-v", "2", *hb], "job3c-vent")
+        self.lab.spawn(3, [TASKFARM, "sink", "--bind", sep, "--ventilator", vep, "-o", out,
+                           "-v", "2", *hb], "job3c-sink")
+        self.start_worker(2, 0.01)
+        self.wait_until("the sink to write results", lambda: count_lines(out) >= 50, 30)
+        t_off = self.power_off(3, vent)
+        # Silence: 0.3 s; the connection's heartbeat: 5 x 0.3 s; give-up:
+        # 30 x 0.3 s after that. About 11 s; 40 s allowed.
+        rc = vent.wait(40)
+        if rc is None:
+            self.fail("the ventilator still waits for a sink whose host is gone, %.0f s "
+                      "after the power-off\n%s" % (time.monotonic() - t_off, self.diag()))
+        took = time.monotonic() - t_off
+        log("sink power-off: the ventilator gave up %.1f s after h3 went silent" % took)
+        self.assertEqual(rc, 2, "ventilator exit status\n" + self.diag())
+        self.assertTrue(vent.find_line(r"giving up", t_off),
+                        "no 'giving up' line\n" + self.diag())
+        self.assertGreater(took, 30 * 0.3, "gave up before its give-up time")
 
     def test_4_wildcard_sink(self):
         """A sink bound to tcp://*:P is advertised with an address workers on h2/h3 reach."""
