@@ -233,6 +233,9 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
     case TF_MSG_SINK_HELLO:
         s_skip(&r, 8, "truncated SINK_HELLO");
         s_str(&r, false, "bad sink endpoint");
+        if (!r.reason && r.off < size && //  optional: absent means unknown
+            s_u32(&r, "truncated SINK_HELLO max_result") == 0 && !r.reason)
+            r.reason = "max_result 0";
         break;
     case TF_MSG_SINK_WELCOME: {
         uint32_t w = s_u32(&r, "truncated SINK_WELCOME");
@@ -324,11 +327,11 @@ void tf_proto_get_welcome(const uint8_t *data, size_t size, tf_welcome_t *out)
 }
 
 void tf_proto_get_sink_hello(const uint8_t *data, size_t size, char *endpoint, size_t cap,
-                             uint64_t *resume_from)
+                             uint64_t *resume_from, uint32_t *max_result)
 {
-    TF_UNUSED(size);
     *resume_from = tf_get_u64(data + TF_HDR_SIZE);
-    s_get_str(data + TF_HDR_SIZE + 8, endpoint, cap);
+    size_t end = TF_HDR_SIZE + 8 + s_get_str(data + TF_HDR_SIZE + 8, endpoint, cap);
+    *max_result = size >= end + 4 ? tf_get_u32(data + end) : 0; //  optional
 }
 
 void tf_proto_get_sink_welcome(const uint8_t *data, size_t size, tf_sink_welcome_t *out)
@@ -504,12 +507,13 @@ int tf_enc_welcome(tf_buf_t *b, uint64_t job, const tf_welcome_t *w)
     return 0;
 }
 
-int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from)
+int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from, uint32_t max_result)
 {
-    if (s_header(b, TF_MSG_SINK_HELLO, 0, 8 + 256))
+    if (s_header(b, TF_MSG_SINK_HELLO, 0, 8 + 256 + 4))
         return -1;
     s_w64(b, resume_from);
     s_wstr(b, endpoint);
+    s_w32(b, max_result);
     return 0;
 }
 

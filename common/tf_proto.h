@@ -161,8 +161,10 @@ int tf_proto_validate(const uint8_t *data, size_t size, const tf_limits_t *limit
 //  Body decoders for validated messages of the matching type.
 void tf_proto_get_hello(const uint8_t *data, size_t size, tf_hello_t *out);
 void tf_proto_get_welcome(const uint8_t *data, size_t size, tf_welcome_t *out);
+//  SINK_HELLO: `max_result` is the sink's --max-result, 0 when the field is
+//  absent (a sink from before it).
 void tf_proto_get_sink_hello(const uint8_t *data, size_t size, char *endpoint, size_t cap,
-                             uint64_t *resume_from);
+                             uint64_t *resume_from, uint32_t *max_result);
 void tf_proto_get_sink_welcome(const uint8_t *data, size_t size, tf_sink_welcome_t *out);
 void tf_proto_get_end(const uint8_t *data, size_t size, tf_end_t *out);
 void tf_proto_get_finished(const uint8_t *data, size_t size, tf_finished_t *out);
@@ -196,7 +198,7 @@ bool tf_iter_seq(tf_iter_t *it, uint64_t *seq);
 //  (the ventilator grants at most `slots`).
 int tf_enc_hello(tf_buf_t *b, uint64_t job, uint32_t slots, const char *name, uint32_t credit);
 int tf_enc_welcome(tf_buf_t *b, uint64_t job, const tf_welcome_t *w);
-int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from);
+int tf_enc_sink_hello(tf_buf_t *b, const char *endpoint, uint64_t resume_from, uint32_t max_result);
 int tf_enc_sink_welcome(tf_buf_t *b, uint64_t job, const tf_sink_welcome_t *w);
 int tf_enc_heartbeat(tf_buf_t *b, uint64_t job, uint32_t load);
 int tf_enc_reset(tf_buf_t *b, uint64_t job, uint8_t reason);

@@ -461,7 +461,8 @@ static void s_on_results(tf_sink_t *self)
 
 static void s_send_hello(tf_sink_t *self)
 {
-    if (tf_enc_sink_hello(&self->msg, self->advertise, self->resume_from) == 0)
+    if (tf_enc_sink_hello(&self->msg, self->advertise, self->resume_from,
+                          self->limits.max_result) == 0)
         tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
 }
 

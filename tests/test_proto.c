@@ -134,17 +134,29 @@ Test(proto, sink_hello_and_welcome)
 {
     tf_buf_t b;
     tf_buf_init(&b);
-    cr_assert_eq(tf_enc_sink_hello(&b, "tcp://10.0.0.1:7000", 123456789012ull), 0);
+    cr_assert_eq(tf_enc_sink_hello(&b, "tcp://10.0.0.1:7000", 123456789012ull, 4096), 0);
     s_expect_valid(&b, TF_MSG_SINK_HELLO, 0);
     char ep[TF_MAX_ENDPOINT + 1];
     uint64_t resume = 0;
-    tf_proto_get_sink_hello(b.data, b.len, ep, sizeof ep, &resume);
+    uint32_t max_result = 0;
+    tf_proto_get_sink_hello(b.data, b.len, ep, sizeof ep, &resume, &max_result);
     cr_assert_str_eq(ep, "tcp://10.0.0.1:7000");
     cr_assert_eq(resume, 123456789012ull);
-    //  A small output buffer gets a cut, terminated copy.
+    cr_assert_eq(max_result, 4096);
+    //  A small output buffer gets a cut, terminated copy (and the field
+    //  after the endpoint is still found).
     char small[8];
-    tf_proto_get_sink_hello(b.data, b.len, small, sizeof small, &resume);
+    tf_proto_get_sink_hello(b.data, b.len, small, sizeof small, &resume, &max_result);
     cr_assert_str_eq(small, "tcp://1");
+    cr_assert_eq(max_result, 4096);
+    //  max_result is optional: a SINK_HELLO from a sink before it ends
+    //  after the endpoint, and says nothing of its limit.
+    b.len -= 4;
+    s_expect_valid(&b, TF_MSG_SINK_HELLO, 0);
+    max_result = 7;
+    tf_proto_get_sink_hello(b.data, b.len, ep, sizeof ep, &resume, &max_result);
+    cr_assert_str_eq(ep, "tcp://10.0.0.1:7000");
+    cr_assert_eq(max_result, 0);
 
     tf_sink_welcome_t sw = {65536, 500, 2000};
     cr_assert_eq(tf_enc_sink_welcome(&b, 9, &sw), 0);
@@ -418,8 +430,8 @@ static void s_build(int type, tf_buf_t *b)
     case TF_MSG_RESET: //  12 reason
         cr_assert_eq(tf_enc_reset(b, 7, 1), 0);
         break;
-    case TF_MSG_SINK_HELLO: //  12 resume, 20 len, 21 endpoint
-        cr_assert_eq(tf_enc_sink_hello(b, "tcp://s:2", 5), 0);
+    case TF_MSG_SINK_HELLO: //  12 resume, 20 len, 21 endpoint, 30 max_result
+        cr_assert_eq(tf_enc_sink_hello(b, "tcp://s:2", 5, 1000), 0);
         break;
     case TF_MSG_SINK_WELCOME: { //  12 window, 16 ivl, 20 hbt
         tf_sink_welcome_t w = {64, 500, 2000};
@@ -590,6 +602,9 @@ static const s_bad_t s_bad[] = {
     {"RESET truncated", TF_MSG_RESET, .cut = 12, .reason = "truncated RESET"},
     {"SINK_HELLO truncated", TF_MSG_SINK_HELLO, .cut = 19, .reason = "truncated SINK_HELLO"},
     {"SINK_HELLO no endpoint", TF_MSG_SINK_HELLO, .cut = 20, .reason = "bad sink endpoint"},
+    {"SINK_HELLO max_result truncated", TF_MSG_SINK_HELLO, .cut = 32,
+     .reason = "truncated SINK_HELLO max_result"},
+    {"SINK_HELLO max_result 0", TF_MSG_SINK_HELLO, .patch = P4(30, 0), .reason = "max_result 0"},
     {"SINK_HELLO empty endpoint", TF_MSG_SINK_HELLO, .cut = 21, .patch = P1(20, 0),
      .reason = "bad sink endpoint"},
     {"SINK_HELLO endpoint NUL", TF_MSG_SINK_HELLO, .patch = P1(25, 0),
@@ -699,8 +714,9 @@ Test(proto, every_prefix_rejected)
     for (int type = 1; type <= TF_MSG_TYPE_MAX; type++) {
         s_build(type, &b);
         for (size_t len = 0; len < b.len; len++) {
-            if (type == TF_MSG_HELLO && len == b.len - 4)
-                continue; //  the HELLO's credit is optional: without it, valid
+            if ((type == TF_MSG_HELLO || type == TF_MSG_SINK_HELLO) && len == b.len - 4)
+                continue; //  the HELLO's credit and the SINK_HELLO's max_result are
+                          //  optional: without them, valid
             tf_hdr_t hdr;
             const char *reason = NULL;
             int rc = s_validate(b.data, len, NULL, &hdr, &reason);
@@ -834,7 +850,8 @@ static void s_read_accepted(const uint8_t *data, size_t size, const tf_hdr_t *hd
     case TF_MSG_SINK_HELLO: {
         char ep[TF_MAX_ENDPOINT + 1];
         uint64_t resume;
-        tf_proto_get_sink_hello(data, size, ep, sizeof ep, &resume);
+        uint32_t max_result;
+        tf_proto_get_sink_hello(data, size, ep, sizeof ep, &resume, &max_result);
         cr_assert_gt(strlen(ep), 0);
         cr_assert(s_printable(ep));
         break;

@@ -64,12 +64,13 @@ struct _tf_vent_t {
     bool input_done;
     bool need_input; //  the reader has no whole item buffered
     bool input_error;
-    bool sink_not_ok;     //  FINISHED said not every item of the job succeeded
-    int64_t sink_gone_ms; //  when the registered sink's connection went (0: it did not)
-    int silent_sink_fd;   //  connection of a sink lost to silence (-1: none)
-    bool sink_embedded;   //  tf_vent_set_sink_embedded
-    bool sink_seen;       //  a sink has registered (s_on_sink_hello)
-    uint64_t total;       //  items read (valid when input_done)
+    bool sink_not_ok;         //  FINISHED said not every item of the job succeeded
+    int64_t sink_gone_ms;     //  when the registered sink's connection went (0: it did not)
+    uint32_t sink_max_result; //  the registered sink's --max-result (0: it did not say)
+    int silent_sink_fd;       //  connection of a sink lost to silence (-1: none)
+    bool sink_embedded;       //  tf_vent_set_sink_embedded
+    bool sink_seen;           //  a sink has registered (s_on_sink_hello)
+    uint64_t total;           //  items read (valid when input_done)
     FILE *failed_file;
     s_peer_t *peers; //  every peer of the job, kept for the report
     uint32_t npeers;
@@ -708,7 +709,11 @@ static void s_send_welcome(tf_vent_t *self, int w)
     wl.hb_timeout_ms = (uint32_t)self->cfg->heartbeat_timeout_ms;
     wl.timeout_ms =
         (uint32_t)(self->cfg->timeout_ms > UINT32_MAX ? UINT32_MAX : self->cfg->timeout_ms);
+    //  No result larger than the sink takes: a worker fails it (TOOBIG)
+    //  instead of sending what the sink would drop, for ever.
     wl.max_result = (uint32_t)self->cfg->max_result;
+    if (self->sink_max_result && self->sink_max_result < wl.max_result)
+        wl.max_result = self->sink_max_result;
     snprintf(wl.sink, sizeof wl.sink, "%s",
              self->sink_override[0] ? self->sink_override : self->sink_ep);
     if (tf_enc_welcome(&self->out, self->job, &wl) == 0 && s_send(self, w, &self->out) == 0) {
@@ -855,7 +860,8 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
 {
     char ep[TF_MAX_ENDPOINT + 1];
     uint64_t resume = 0;
-    tf_proto_get_sink_hello(data, size, ep, sizeof ep, &resume);
+    uint32_t max_result = 0;
+    tf_proto_get_sink_hello(data, size, ep, sizeof ep, &resume, &max_result);
     int s = s_peer_find(self, self->rx.rid, self->rx.rid_len);
     if (s >= 0 && !self->peers[s].is_sink) {
         s_malformed(self, "SINK_HELLO from a worker's connection");
@@ -887,6 +893,11 @@ static void s_on_sink_hello(tf_vent_t *self, const uint8_t *data, size_t size)
         if (tf_net_fill_host(ep, peer, self->sink_ep, sizeof self->sink_ep))
             snprintf(self->sink_ep, sizeof self->sink_ep, "%s", ep);
         tf_info("ventilator: sink registered at %s", self->sink_ep);
+        self->sink_max_result = max_result;
+        if (max_result && max_result < (uint64_t)self->cfg->max_result)
+            tf_warn("ventilator: the sink takes results of at most %u bytes (its --max-result), "
+                    "fewer than ours (%lld): a larger result fails its item",
+                    max_result, (long long)self->cfg->max_result);
         self->sink_gone_ms = 0;
         self->silent_sink_fd = -1;
         //  Workers already here learn the (new) sink.

@@ -70,7 +70,8 @@ static void s_walk(const uint8_t *msg, size_t size)
     case TF_MSG_SINK_HELLO: {
         char ep[TF_MAX_ENDPOINT + 1];
         uint64_t resume;
-        tf_proto_get_sink_hello(msg, size, ep, sizeof ep, &resume);
+        uint32_t max_result;
+        tf_proto_get_sink_hello(msg, size, ep, sizeof ep, &resume, &max_result);
         break;
     }
     case TF_MSG_SINK_WELCOME: {
@@ -145,7 +146,7 @@ static void s_build(tf_buf_t *b, const uint8_t *data, size_t size)
         break;
     }
     case TF_MSG_SINK_HELLO:
-        tf_enc_sink_hello(b, "ipc:///tmp/x", n);
+        tf_enc_sink_hello(b, "ipc:///tmp/x", n, (uint32_t)n | 1);
         break;
     case TF_MSG_SINK_WELCOME: {
         tf_sink_welcome_t w = {64, 500, 2000};

@@ -156,6 +156,39 @@ class ComponentsTest(h.TFTestCase):
             self.assertIsNotNone(h.wait_proc(w, 10), "worker survived SIGKILL")
 
 
+class SinkLimitTest(h.TFTestCase):
+    """A sink started with a smaller --max-result than its ventilator's says
+    so in its SINK_HELLO; the ventilator passes the smaller limit to its
+    workers, so a result over it fails its item (too-big, --retries times,
+    then --failed and exit status 1) and the job ends. Before, the worker
+    sent it, the sink dropped the message as malformed, and the item ran
+    again and again: the job never ended, its output stuck before it."""
+
+    def test_a_sinks_smaller_max_result_fails_the_item_not_the_job(self):
+        n, big = 40, 17
+        items = [b"%d" % i for i in range(n)]
+        inp = h.write(self.path("in.txt"), h.join_lines(items))
+        outp, failed = self.path("out.txt"), self.path("failed.txt")
+        vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
+        hb = ("--heartbeat", "0.05", "--heartbeat-timeout", "0.2")
+        vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--failed", failed,
+                             "--no-progress", *hb)
+        sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp,
+                             "--max-result", "100", *hb)
+        worker = self.start_tf("worker", "--connect", vep, "--once", "-j", "2", "--", "sh", "-c",
+                               'if [ "$1" = %d ]; then head -c 300 /dev/zero | tr "\\0" x; '
+                               'echo; else echo "r$1"; fi' % big, "_", "{}")
+        self.assertEqual(self.wait_exit(vent, 60, "ventilator"), 1, self.stderr_of(vent)[-2000:])
+        self.assertEqual(self.wait_exit(sink, 20, "sink"), 1, self.stderr_of(sink)[-2000:])
+        self.assertEqual(self.wait_exit(worker, 20, "--once worker"), 0, self.stderr_of(worker))
+        self.assertBytesEqual(h.read(outp),
+                              h.join_lines([b"r%d" % i for i in range(n) if i != big]))
+        self.assertBytesEqual(h.read(failed), h.join_lines([b"%d" % big]))
+        err = self.stderr_of(vent)
+        self.assertIn("at most 100 bytes", err)
+        self.assertIn("too-big", err)
+
+
 class CounterpartGoneTest(h.TFTestCase):
     """A standalone ventilator whose sink died, and a standalone sink whose
     ventilator died, give up after TF_GIVE_UP_TIMEOUTS (30) heartbeat
