@@ -2,9 +2,10 @@
 # installs the Debian packages taskfarm needs when they are missing.
 #   tf_install_deps PKG...   (root: apt-get; otherwise print the line, fail)
 
-# libstdc++-12-dev: libstdc++.a, for libzmq linked into the program
-# (CMakeLists.txt, TF_STATIC_ZMQ); without it the program links libzmq.so.
-TF_BUILD_PKGS="cmake gcc make pkg-config libzmq3-dev libczmq-dev libcjson-dev libstdc++-12-dev"
+# g++: brings the libstdc++.a of the release's gcc, for libzmq linked into
+# the program (CMakeLists.txt, TF_STATIC_ZMQ); without it the program links
+# libzmq.so.
+TF_BUILD_PKGS="cmake gcc g++ make pkg-config libzmq3-dev libczmq-dev libcjson-dev"
 
 tf_install_deps() {
     local missing=()
