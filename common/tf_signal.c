@@ -53,8 +53,9 @@ void tf_signal_release(const sigset_t *saved)
 
 static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
 static pid_t s_cleanup_parent; //  the parent whose death the paths are for
+static char s_owned[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
 
-int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
+static int s_paths_set(char list[][PATH_MAX], const char *const paths[], int n)
 {
     if (n > TF_SIGNAL_MAX_CLEANUP)
         return -1;
@@ -62,9 +63,43 @@ int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
         if (strlen(paths[i]) >= PATH_MAX)
             return -1;
     for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP; i++)
-        snprintf(s_cleanup[i], PATH_MAX, "%s", i < n ? paths[i] : "");
-    s_cleanup_parent = getppid();
+        snprintf(list[i], PATH_MAX, "%s", i < n ? paths[i] : "");
     return 0;
+}
+
+//  Async-signal-safe: unlink, or rmdir for a directory; errors ignored
+//  (several processes may race here, and all but one find nothing left).
+static void s_paths_remove(char list[][PATH_MAX])
+{
+    for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP && list[i][0]; i++)
+        if (unlink(list[i]) != 0)
+            rmdir(list[i]);
+}
+
+int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
+{
+    sigset_t held;
+    tf_signal_hold(&held); //  the handler must not read a list half written
+    int rc = s_paths_set(s_cleanup, paths, n);
+    if (rc == 0)
+        s_cleanup_parent = getppid();
+    tf_signal_release(&held);
+    return rc;
+}
+
+void tf_signal_note_parent(void)
+{
+    if (s_cleanup_parent == 0)
+        s_cleanup_parent = getppid();
+}
+
+int tf_signal_cleanup_on_hard_stop(const char *const paths[], int n)
+{
+    sigset_t held;
+    tf_signal_hold(&held);
+    int rc = s_paths_set(s_owned, paths, n);
+    tf_signal_release(&held);
+    return rc;
 }
 
 //  Async-signal-safe: kill what we started, then leave.
@@ -77,6 +112,7 @@ static void s_hard_stop(const char *why, size_t len)
             kill(pid, SIGKILL);
         }
     }
+    s_paths_remove(s_owned);
     ssize_t rc = write(STDERR_FILENO, why, len);
     (void)rc;
     _exit(130);
@@ -99,9 +135,7 @@ static void s_handler(int sig, siginfo_t *info, void *context)
             static const char msg[] = "taskfarm: stopped by signal USR2, exiting now\n";
             s_hard_stop(msg, sizeof msg - 1);
         }
-        for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP && s_cleanup[i][0]; i++)
-            if (unlink(s_cleanup[i]) != 0)
-                rmdir(s_cleanup[i]);
+        s_paths_remove(s_cleanup);
         static const char msg[] = "taskfarm: parent gone, exiting now\n";
         s_hard_stop(msg, sizeof msg - 1);
     }
@@ -140,6 +174,7 @@ int tf_signal_fd(void)
 void tf_signal_after_fork(void)
 {
     s_open_pipe();
+    s_owned[0][0] = '\0'; //  the parent's, not ours
 }
 
 void tf_signal_install(void)

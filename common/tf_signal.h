@@ -38,6 +38,14 @@ void tf_signal_release(const sigset_t *saved);
 //  signal can arrive. Returns -1 when one does not fit.
 #define TF_SIGNAL_MAX_CLEANUP 8
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n);
+//  Notes the parent of a process whose death signal is set, when no paths
+//  were given (tf_signal_cleanup_on_parent_gone): the signal from anybody
+//  else then reads as a plain stop, not as the parent gone.
+void tf_signal_note_parent(void);
+//  Paths this process owns, removed the same way on any hard stop (a second
+//  SIGINT/SIGTERM, SIGUSR2): `run` and its ipc socket files. A child forked
+//  after this owns none of them (tf_signal_after_fork). Same limits.
+int tf_signal_cleanup_on_hard_stop(const char *const paths[], int n);
 
 //  Installs the handlers and ignores SIGPIPE. Call before any czmq call.
 void tf_signal_install(void);

@@ -193,10 +193,12 @@ static void s_run_tick(tf_vent_t *vent, void *arg)
         if (!finished)
             tf_vent_worker_gone(vent, name);
         c->pid = 0;
-        //  A worker that cannot even start (bad command, plugin, ...) is not
-        //  restarted; one that crashed mid-job is, a bounded number of times.
-        bool startup_failure =
-            WIFEXITED(st) && WEXITSTATUS(st) != 0 && tf_now_ms() - c->started_ms < 1000;
+        //  A worker that cannot even start (bad command, plugin, ...: exit
+        //  status 2 or 127 within a second) is not restarted; one that
+        //  crashed or was stopped (a signal, a hard stop's 130) is, a
+        //  bounded number of times.
+        bool startup_failure = WIFEXITED(st) && (WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 127) &&
+                               tf_now_ms() - c->started_ms < 1000;
         if (tf_interrupted() || finished)
             continue;
         if (startup_failure || c->respawns >= S_MAX_RESPAWNS_PER_WORKER) {
@@ -368,6 +370,27 @@ static void s_zmq_libraries_init(void)
         (void)pgm_init(NULL);
 }
 
+//  The files of a run whose sockets are in `dir`, in the order they are
+//  removed: its ipc socket files; with CURVE, its own public key in allow/
+//  (copies of the --curve-allow keys stay there, and so allow/ and `dir`
+//  stay then); allow/; `dir`.
+#define S_RUN_FILES 5
+typedef struct {
+    char path[S_RUN_FILES][PATH_MAX];
+    const char *list[S_RUN_FILES];
+} s_run_files_t;
+
+static void s_run_files(const char *dir, s_run_files_t *f)
+{
+    snprintf(f->path[0], PATH_MAX, "%s/" S_RUN_VENT, dir);
+    snprintf(f->path[1], PATH_MAX, "%s/" S_RUN_SINK, dir);
+    snprintf(f->path[2], PATH_MAX, "%s/" S_RUN_ALLOW "/" S_RUN_KEY, dir);
+    snprintf(f->path[3], PATH_MAX, "%s/" S_RUN_ALLOW, dir);
+    snprintf(f->path[4], PATH_MAX, "%s", dir);
+    for (int i = 0; i < S_RUN_FILES; i++)
+        f->list[i] = f->path[i];
+}
+
 //  A forked local worker of the run whose sockets are in `dir`: never
 //  returns.
 static void s_worker_child(char **argv, pid_t parent, const char *dir)
@@ -375,14 +398,9 @@ static void s_worker_child(char **argv, pid_t parent, const char *dir)
     tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too, and remove
     //  its socket files and their directory on the way.
-    //  With CURVE, allow/ holds our own public key (and copies of the
-    //  --curve-allow keys, which stay).
-    char vent[PATH_MAX], sink[PATH_MAX], key[PATH_MAX], allow[PATH_MAX];
-    snprintf(vent, sizeof vent, "%s/" S_RUN_VENT, dir);
-    snprintf(sink, sizeof sink, "%s/" S_RUN_SINK, dir);
-    snprintf(key, sizeof key, "%s/" S_RUN_ALLOW "/" S_RUN_KEY, dir);
-    snprintf(allow, sizeof allow, "%s/" S_RUN_ALLOW, dir);
-    tf_signal_cleanup_on_parent_gone((const char *const[]){vent, sink, key, allow, dir}, 5);
+    s_run_files_t files;
+    s_run_files(dir, &files);
+    tf_signal_cleanup_on_parent_gone(files.list, S_RUN_FILES);
     prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
     if (getppid() != parent)
         _exit(2);
@@ -436,6 +454,11 @@ static int s_cmd_run(tf_config_t *cfg)
         fprintf(stderr, "taskfarm run: cannot create a directory in /tmp: %s\n", strerror(errno));
         return 2;
     }
+    //  Ours to remove, also on a hard stop (a second signal, SIGUSR2),
+    //  where the local workers may be gone first.
+    s_run_files_t files;
+    s_run_files(dir, &files);
+    tf_signal_cleanup_on_hard_stop(files.list, S_RUN_FILES);
     char vent_ipc[PATH_MAX], sink_ipc[PATH_MAX], vent_inproc[64];
     snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s/" S_RUN_VENT, dir);
     snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s/" S_RUN_SINK, dir);
@@ -545,6 +568,7 @@ done:
     if (allow_dir[0])
         tf_remove_dir(allow_dir);
     tf_remove_dir(dir); //  the ipc socket files
+    tf_signal_cleanup_on_hard_stop(NULL, 0);
     //  The others (never connected, or busy) are told by SIGTERM, then
     //  killed a second after the time a worker gives its co-processes to
     //  end. Each exit is awaited on its pidfd (or by polling where the
@@ -630,6 +654,7 @@ static int s_cmd_worker(tf_config_t *cfg)
         prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
         if (getppid() == 1)
             return 2;
+        tf_signal_note_parent();
     }
     tf_worker_t *worker = tf_worker_new(cfg, err, sizeof err);
     if (!worker) {

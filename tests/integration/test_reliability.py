@@ -571,11 +571,14 @@ class RunKilledTest(ReliabilityBase):
 
     def test_stray_sigusr2_to_a_local_worker_spares_runs_sockets(self):
         """SIGUSR2 is the local workers' parent-death signal. Sent by
-        somebody else while `run` lives, it stops that worker alone: run's
-        ipc socket files stay (before, the worker removed them, and no
-        replacement could join), a replacement worker joins, and the job
-        ends with every result in order."""
-        n = 40
+        somebody else while `run` lives, it stops that worker alone ("stopped
+        by signal USR2", not "parent gone"): run's ipc socket files stay
+        (before, the worker removed them, and no replacement could join), and
+        run replaces the worker, even one signalled in its first second (that
+        once counted as a worker that cannot start) and a replacement itself
+        (a started `taskfarm worker`, not a fork); the job ends with every
+        result in order."""
+        n = 80
         inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(n)]))
         p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", "--pipe", "--",
                           "sh", "-c", "while read -r l; do sleep 0.1; echo r$l; done")
@@ -586,24 +589,56 @@ class RunKilledTest(ReliabilityBase):
             dirs = run_tmp_dirs(p.pid)
             sockets = [os.path.join(d, f) for d in dirs for f in os.listdir(d)]
             self.assertTrue(sockets, "no socket files in %s" % dirs)
-            # Past the first second, so that the worker is replaced (a worker
-            # that fails sooner counts as one that cannot start).
-            time.sleep(1.2)
-            victim = h.children_of(p.pid)[0]
-            os.kill(victim, signal.SIGUSR2)
-            self.assertTrue(h.wait_for(lambda: proc_table().get(victim, ("Z",))[0] == "Z", 10),
-                            "the signalled worker did not stop")
-            left = [f for f in sockets if not os.path.exists(f)]
-            self.assertEqual(left, [], "a stray SIGUSR2 removed run's socket files")
-            self.assertTrue(h.wait_for(lambda: len([c for c in h.children_of(p.pid)
-                                                    if c != victim]) >= 2, 10),
-                            "run did not replace the worker")
+            seen = set(h.children_of(p.pid))
+            victim = sorted(seen)[0]
+            for round_ in ("a forked worker in its first second", "a replacement"):
+                os.kill(victim, signal.SIGUSR2)
+                self.assertTrue(h.wait_for(lambda: proc_table().get(victim, ("Z",))[0] == "Z",
+                                           10), "%s did not stop" % round_)
+                left = [f for f in sockets if not os.path.exists(f)]
+                self.assertEqual(left, [], "a stray SIGUSR2 to %s removed run's socket files"
+                                 % round_)
+                fresh = []
+                self.assertTrue(h.wait_for(lambda: fresh.extend(
+                    set(h.children_of(p.pid)) - seen) or fresh, 10),
+                    "run did not replace %s" % round_)
+                seen.update(fresh)
+                victim = fresh[0]
             rc = self.wait_exit(p, 60, "run")
-            self.assertEqual(rc, 0, self.stderr_of(p)[-2000:])
+            err = self.stderr_of(p)
+            self.assertEqual(rc, 0, err[-2000:])
             self.assertEqual(h.read(p.out_path),
                              h.join_lines([b"r%d" % i for i in range(n)]))
+            self.assertEqual(err.count("stopped by signal USR2"), 2, err[-2000:])
+            self.assertNotIn("parent gone", err)
         finally:
             kill_everything(p)
+
+
+    def test_hard_stop_of_the_whole_group_leaves_no_directory(self):
+        """A hard stop of run's whole process group (SIGUSR2, or a second
+        SIGINT, as a double Ctrl-C sends): run removes its ipc socket files
+        and their directory itself. (Before, only the workers did, when they
+        saw run gone; stopped at the same moment, they often did not, and the
+        directory stayed.)"""
+        for sigs in ((signal.SIGUSR2,), (signal.SIGINT, signal.SIGINT)):
+            with self.subTest(signals=[s_.name for s_ in sigs]):
+                inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(60)]))
+                p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", "--",
+                                  "sh", "-c", "sleep 0.3; echo $0", "{}")
+                try:
+                    self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
+                                               len(h.children_of(p.pid)) >= 2, 20),
+                                    "run did not start its workers and sockets")
+                    dirs = run_tmp_dirs(p.pid)
+                    for sig in sigs:
+                        os.killpg(p.pid, sig)
+                        time.sleep(0.05)
+                    self.assertEqual(self.wait_exit(p, 10, "run"), 130, self.stderr_of(p))
+                    gone = h.wait_for(lambda: not any(os.path.exists(d) for d in dirs), 5)
+                    self.assertTrue(gone, "run's directory was left behind: %s" % dirs)
+                finally:
+                    kill_everything(p)
 
 
 class OnceWorkerTest(ReliabilityBase):
