@@ -35,6 +35,8 @@
 
 #define S_READ_CHUNK (64 * 1024)
 #define S_RESULTS_FLUSH (256 * 1024)
+//  How long a dropped results connection waits to be reported (s_sink_dropped).
+#define S_SINK_DROP_GRACE_MS 50
 #define S_PROBE_CONFIRM_MS 5 //  auto mode: waiting unanswered this long = buffering
 #define S_STALL_CHECK_MS 500 //  stall checks: interval, and how long the state must last
 #define S_PREFETCH_US 5000   //  keep about this much work queued per slot
@@ -175,6 +177,7 @@ struct _tf_worker_t {
     bool linked;         //  this session's connection got through its handshake
     zsock_t *push_watch; //  the same for the results socket
     bool push_linked;
+    int64_t sink_drop_ms; //  when the results connection dropped mid-job (0: it did not)
     zsock_t *push;
     char push_ep[TF_MAX_ENDPOINT + 1];
     char vent_host[256];
@@ -1446,6 +1449,26 @@ static void s_timers(tf_worker_t *self)
     }
 }
 
+//  The results connection dropped S_SINK_DROP_GRACE_MS ago. Results sent on
+//  it may be gone (those not sent yet go out on the next one): the
+//  ventilator is told after our completions so far, and sends the items it
+//  has from us done but unacknowledged again unless the sink acknowledges
+//  them soon, instead of after --ack-timeout. Not if the job ended
+//  meanwhile: a sink closes its socket at the job's end, and the drop may
+//  be seen before the JOB_END that came first is read.
+static void s_sink_dropped(tf_worker_t *self)
+{
+    if (!self->sink_drop_ms || tf_now_ms() - self->sink_drop_ms < S_SINK_DROP_GRACE_MS)
+        return;
+    self->sink_drop_ms = 0;
+    if (self->state != S_ACTIVE || self->job_ended)
+        return;
+    tf_warn("worker: connection to the sink dropped, results on it may be lost");
+    s_report_flush(self, true);
+    if (tf_enc_results_lost(&self->msg, self->job) == 0)
+        tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+}
+
 //  --------------------------------------------------------------------------
 //  Main loop
 
@@ -1466,6 +1489,8 @@ static long s_poll_timeout(tf_worker_t *self)
     //  Results held for company (S_FLUSH_DELAY_US).
     if (self->results_count > 0)
         wake = s_min64(wake, (self->results_first_us + S_FLUSH_DELAY_US + 999) / 1000);
+    if (self->sink_drop_ms)
+        wake = s_min64(wake, self->sink_drop_ms + S_SINK_DROP_GRACE_MS);
     //  First items that will have run long enough to fetch the next
     //  (s_target). Once that moment has passed, the loop has asked: nothing
     //  more to wake for (waking "now" again would spin until the first
@@ -1788,18 +1813,12 @@ int tf_worker_run(tf_worker_t *self)
                     tf_info("worker: connection to the ventilator dropped while joining, "
                             "starting a new session");
                 s_session_new(self);
-            } else if (sink_dropped && !leaving && self->state == S_ACTIVE && !self->job_ended) {
-                //  Results sent on the dropped connection may be gone (those
-                //  not sent yet go out on the next one). The ventilator is
-                //  told after our completions so far, and sends the items it
-                //  has from us done but unacknowledged again unless the sink
-                //  acknowledges them soon, instead of after --ack-timeout.
-                tf_warn("worker: connection to the sink dropped, results on it may be lost");
-                s_report_flush(self, true);
-                if (tf_enc_results_lost(&self->msg, self->job) == 0)
-                    tf_net_send(self->dealer, NULL, 0, self->msg.data, self->msg.len);
+            } else if (sink_dropped && !self->sink_drop_ms) {
+                self->sink_drop_ms = tf_now_ms(); //  s_sink_dropped, a moment later
             }
         }
+        if (!leaving)
+            s_sink_dropped(self);
         if (!self->pipe && !self->fnmode)
             for (int i = 0; i < self->nslots; i++)
                 s_exec_check_done(self, &self->slots[i]);
