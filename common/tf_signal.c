@@ -130,8 +130,11 @@ static void s_handler(int sig, siginfo_t *info, void *context)
         //  files stay (`run` replaces the worker). unlink, rmdir and getppid
         //  are async-signal-safe; several workers may race here, and all but
         //  one find nothing left to remove.
+        //  A process with no parent to watch (`run`, a worker without
+        //  --die-with-parent) is only stopped.
         bool from_parent = info && info->si_code == SI_USER && info->si_pid == s_cleanup_parent;
-        if (s_cleanup_parent > 0 && getppid() == s_cleanup_parent && !from_parent) {
+        bool parent_gone = s_cleanup_parent > 0 && (from_parent || getppid() != s_cleanup_parent);
+        if (!parent_gone) {
             static const char msg[] = "taskfarm: stopped by signal USR2, exiting now\n";
             s_hard_stop(msg, sizeof msg - 1);
         }
