@@ -95,14 +95,6 @@ void tf_net_setup(zsock_t *sock, int64_t maxmsgsize)
     zsock_set_linger(sock, 0);
 }
 
-void tf_net_heartbeat(zsock_t *sock, int64_t ivl_ms, int64_t timeout_ms)
-{
-    int ivl = (int)(ivl_ms > INT32_MAX ? INT32_MAX : ivl_ms);
-    int timeout = (int)(timeout_ms > INT32_MAX ? INT32_MAX : timeout_ms);
-    zmq_setsockopt(zsock_resolve(sock), ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(zsock_resolve(sock), ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
-}
-
 void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint)
 {
     if (strncmp(endpoint, "ipc://", 6) == 0) {

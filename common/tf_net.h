@@ -46,10 +46,6 @@ tf_rx_status_t tf_net_recv_msg(void *sock, bool router, tf_rx_t *rx, const tf_li
 int tf_net_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);
 //  Common socket options: max message size, high water marks, linger.
 void tf_net_setup(zsock_t *sock, int64_t maxmsgsize);
-//  ZeroMQ's connection heartbeats on every connection of `sock`: a PING
-//  every ivl_ms, and a connection that carries nothing for timeout_ms after
-//  one is closed (ZMQ_HEARTBEAT_IVL, ZMQ_HEARTBEAT_TIMEOUT).
-void tf_net_heartbeat(zsock_t *sock, int64_t ivl_ms, int64_t timeout_ms);
 //  Reconnection timing for a connecting socket: fast for ipc:// peers that
 //  start beside us, backing off for remote ones.
 void tf_net_reconnect_policy(zsock_t *sock, const char *endpoint);

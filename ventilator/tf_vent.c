@@ -200,7 +200,9 @@ tf_vent_t *tf_vent_new(const tf_config_t *cfg, char *err, size_t errlen)
     //  host vanished without a FIN or RST loses it, and the watch below
     //  hears of it (the sink's give-up time starts then). Five heartbeat
     //  timeouts: a loaded machine must not cut live connections.
-    tf_net_heartbeat(self->router, cfg->heartbeat_ms, 5 * cfg->heartbeat_timeout_ms);
+    //  (--heartbeat and --heartbeat-timeout are bounded: both fit an int.)
+    zsock_set_heartbeat_ivl(self->router, (int)cfg->heartbeat_ms);
+    zsock_set_heartbeat_timeout(self->router, (int)(5 * cfg->heartbeat_timeout_ms));
     //  A worker's connection that drops takes whatever was queued on it;
     //  the worker starts a new session at once, and the probe this watch
     //  triggers (s_probe_peers) finds the old one gone and re-queues its
