@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 volatile sig_atomic_t tf_signal_count = 0;
@@ -52,7 +53,7 @@ void tf_signal_release(const sigset_t *saved)
 }
 
 static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
-static pid_t s_cleanup_parent; //  the parent whose death the paths are for
+static pid_t s_parent; //  tf_signal_die_with_parent: the parent whose death we watch
 static char s_owned[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
 
 static int s_paths_set(char list[][PATH_MAX], const char *const paths[], int n)
@@ -76,21 +77,23 @@ static void s_paths_remove(char list[][PATH_MAX])
             rmdir(list[i]);
 }
 
+pid_t tf_signal_die_with_parent(void)
+{
+    sigset_t held;
+    tf_signal_hold(&held); //  its signal is handled once the parent is noted
+    prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
+    s_parent = getppid();
+    tf_signal_release(&held);
+    return s_parent;
+}
+
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
 {
     sigset_t held;
     tf_signal_hold(&held); //  the handler must not read a list half written
     int rc = s_paths_set(s_cleanup, paths, n);
-    if (rc == 0)
-        s_cleanup_parent = getppid();
     tf_signal_release(&held);
     return rc;
-}
-
-void tf_signal_note_parent(void)
-{
-    if (s_cleanup_parent == 0)
-        s_cleanup_parent = getppid();
 }
 
 int tf_signal_cleanup_on_hard_stop(const char *const paths[], int n)
@@ -132,8 +135,8 @@ static void s_handler(int sig, siginfo_t *info, void *context)
         //  one find nothing left to remove.
         //  A process with no parent to watch (`run`, a worker without
         //  --die-with-parent) is only stopped.
-        bool from_parent = info && info->si_code == SI_USER && info->si_pid == s_cleanup_parent;
-        bool parent_gone = s_cleanup_parent > 0 && (from_parent || getppid() != s_cleanup_parent);
+        bool from_parent = info && info->si_code == SI_USER && info->si_pid == s_parent;
+        bool parent_gone = s_parent > 0 && (from_parent || getppid() != s_parent);
         if (!parent_gone) {
             static const char msg[] = "taskfarm: stopped by signal USR2, exiting now\n";
             s_hard_stop(msg, sizeof msg - 1);

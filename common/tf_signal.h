@@ -29,19 +29,19 @@ void tf_signal_untrack(pid_t pid);
 void tf_signal_hold(sigset_t *saved);
 void tf_signal_release(const sigset_t *saved);
 
-//  Paths removed when TF_SIGNAL_PARENT_GONE arrives, in order (unlink, or
-//  rmdir for a directory; errors ignored): a local worker cleans up after
-//  a `run` that was killed (its ipc socket files and their directory).
-//  Only if the parent it had when this was called is gone: the signal from
-//  anybody else stops the process without touching them. At most
-//  TF_SIGNAL_MAX_CLEANUP paths, each shorter than PATH_MAX; set before the
-//  signal can arrive. Returns -1 when one does not fit.
+//  Arms TF_SIGNAL_PARENT_GONE for the death of this process's parent
+//  (PR_SET_PDEATHSIG) and notes that parent: the same signal from anybody
+//  else then reads as a plain hard stop. Returns the parent noted (not the
+//  expected one if it died before: the caller checks).
+pid_t tf_signal_die_with_parent(void);
+//  Paths removed when the parent noted by tf_signal_die_with_parent is gone,
+//  in order (unlink, or rmdir for a directory; errors ignored): a local
+//  worker cleans up after a `run` that was killed (its ipc socket files and
+//  their directory). At most TF_SIGNAL_MAX_CLEANUP paths, each shorter than
+//  PATH_MAX; set before the signal can arrive. Returns -1 when one does not
+//  fit.
 #define TF_SIGNAL_MAX_CLEANUP 8
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n);
-//  Notes the parent of a process whose death signal is set, when no paths
-//  were given (tf_signal_cleanup_on_parent_gone): the signal from anybody
-//  else then reads as a plain stop, not as the parent gone.
-void tf_signal_note_parent(void);
 //  Paths this process owns, removed the same way on any hard stop (a second
 //  SIGINT/SIGTERM, SIGUSR2): `run` and its ipc socket files. A child forked
 //  after this owns none of them (tf_signal_after_fork). Same limits.

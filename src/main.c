@@ -28,7 +28,6 @@
 #include <string.h>
 #include <dirent.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -401,8 +400,7 @@ static void s_worker_child(char **argv, pid_t parent, const char *dir)
     s_run_files_t files;
     s_run_files(dir, &files);
     tf_signal_cleanup_on_parent_gone(files.list, S_RUN_FILES);
-    prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
-    if (getppid() != parent)
+    if (tf_signal_die_with_parent() != parent)
         _exit(2);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) {
@@ -650,12 +648,8 @@ static int s_cmd_sink(tf_config_t *cfg)
 static int s_cmd_worker(tf_config_t *cfg)
 {
     char err[512];
-    if (cfg->die_with_parent) {
-        prctl(PR_SET_PDEATHSIG, TF_SIGNAL_PARENT_GONE);
-        if (getppid() == 1)
-            return 2;
-        tf_signal_note_parent();
-    }
+    if (cfg->die_with_parent && tf_signal_die_with_parent() == 1)
+        return 2;
     tf_worker_t *worker = tf_worker_new(cfg, err, sizeof err);
     if (!worker) {
         fprintf(stderr, "taskfarm %s\n", err);
