@@ -302,10 +302,32 @@ static char **s_worker_argv(const tf_config_t *cfg, const char *vent_ep, const c
 
 static int s_cmd_worker(tf_config_t *cfg);
 
+//  The files of a run whose sockets are in `dir`, in the order they are
+//  removed: its ipc socket files; with CURVE, its own public key in allow/
+//  (copies of the --curve-allow keys stay there, and so allow/ and `dir`
+//  stay then); allow/; `dir`.
+enum { S_FILE_VENT, S_FILE_SINK, S_FILE_KEY, S_FILE_ALLOW, S_FILE_DIR, S_RUN_FILES };
+typedef struct {
+    char path[S_RUN_FILES][PATH_MAX];
+    const char *list[S_RUN_FILES];
+} s_run_files_t;
+
+static void s_run_files(const char *dir, s_run_files_t *f)
+{
+    snprintf(f->path[S_FILE_VENT], PATH_MAX, "%s/" S_RUN_VENT, dir);
+    snprintf(f->path[S_FILE_SINK], PATH_MAX, "%s/" S_RUN_SINK, dir);
+    snprintf(f->path[S_FILE_KEY], PATH_MAX, "%s/" S_RUN_ALLOW "/" S_RUN_KEY, dir);
+    snprintf(f->path[S_FILE_ALLOW], PATH_MAX, "%s/" S_RUN_ALLOW, dir);
+    snprintf(f->path[S_FILE_DIR], PATH_MAX, "%s", dir);
+    for (int i = 0; i < S_RUN_FILES; i++)
+        f->list[i] = f->path[i];
+}
+
 //  run with CURVE: remote workers must be in --curve-allow (if given); the
 //  local workers use the job's own key pair, so it is allowed too.
-static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_t errlen)
+static int s_run_allow_dir(tf_config_t *cfg, const s_run_files_t *files, char *err, size_t errlen)
 {
+    const char *allow = files->path[S_FILE_ALLOW];
     if (mkdir(allow, 0700)) {
         snprintf(err, errlen, "cannot create '%s': %s", allow, strerror(errno));
         return -1;
@@ -339,9 +361,7 @@ static int s_run_allow_dir(tf_config_t *cfg, const char *allow, char *err, size_
                  cfg->curve_server_key);
         return -1;
     }
-    char to[PATH_MAX];
-    snprintf(to, sizeof to, "%s/" S_RUN_KEY, allow);
-    zcert_save_public(own, to);
+    zcert_save_public(own, files->path[S_FILE_KEY]);
     zcert_destroy(&own);
     free(cfg->curve_allow);
     cfg->curve_allow = tf_strdup(allow);
@@ -367,27 +387,6 @@ static void s_zmq_libraries_init(void)
         (void)sodium_init();
     if (pgm_init)
         (void)pgm_init(NULL);
-}
-
-//  The files of a run whose sockets are in `dir`, in the order they are
-//  removed: its ipc socket files; with CURVE, its own public key in allow/
-//  (copies of the --curve-allow keys stay there, and so allow/ and `dir`
-//  stay then); allow/; `dir`.
-#define S_RUN_FILES 5
-typedef struct {
-    char path[S_RUN_FILES][PATH_MAX];
-    const char *list[S_RUN_FILES];
-} s_run_files_t;
-
-static void s_run_files(const char *dir, s_run_files_t *f)
-{
-    snprintf(f->path[0], PATH_MAX, "%s/" S_RUN_VENT, dir);
-    snprintf(f->path[1], PATH_MAX, "%s/" S_RUN_SINK, dir);
-    snprintf(f->path[2], PATH_MAX, "%s/" S_RUN_ALLOW "/" S_RUN_KEY, dir);
-    snprintf(f->path[3], PATH_MAX, "%s/" S_RUN_ALLOW, dir);
-    snprintf(f->path[4], PATH_MAX, "%s", dir);
-    for (int i = 0; i < S_RUN_FILES; i++)
-        f->list[i] = f->path[i];
 }
 
 //  A forked local worker of the run whose sockets are in `dir`: never
@@ -458,12 +457,12 @@ static int s_cmd_run(tf_config_t *cfg)
     s_run_files(dir, &files);
     tf_signal_cleanup_on_hard_stop(files.list, S_RUN_FILES);
     char vent_ipc[PATH_MAX], sink_ipc[PATH_MAX], vent_inproc[64];
-    snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s/" S_RUN_VENT, dir);
-    snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s/" S_RUN_SINK, dir);
+    snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s", files.path[S_FILE_VENT]);
+    snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s", files.path[S_FILE_SINK]);
     snprintf(vent_inproc, sizeof vent_inproc, "inproc://taskfarm-vent-%d", (int)getpid());
     gethostname(run.host, sizeof run.host - 1);
     int rc = 2;
-    char allow_dir[PATH_MAX] = "";
+    const char *allow_dir = NULL; //  with CURVE
     pthread_t sink_thread;
     bool sink_started = false;
 
@@ -494,8 +493,8 @@ static int s_cmd_run(tf_config_t *cfg)
     }
     s_logging(cfg, "taskfarm");
     if (cfg->curve_server_key) {
-        snprintf(allow_dir, sizeof allow_dir, "%s/" S_RUN_ALLOW, dir);
-        if (s_run_allow_dir(cfg, allow_dir, err, sizeof err)) {
+        allow_dir = files.path[S_FILE_ALLOW];
+        if (s_run_allow_dir(cfg, &files, err, sizeof err)) {
             fprintf(stderr, "taskfarm run: %s\n", err);
             goto done;
         }
@@ -563,7 +562,7 @@ done:
     //  leaving meanwhile.
     tf_sink_destroy(&run.sink);
     tf_vent_destroy(&run.vent);
-    if (allow_dir[0])
+    if (allow_dir)
         tf_remove_dir(allow_dir);
     tf_remove_dir(dir); //  the ipc socket files
     tf_signal_cleanup_on_hard_stop(NULL, 0);
