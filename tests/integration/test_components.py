@@ -156,6 +156,10 @@ class ComponentsTest(h.TFTestCase):
             self.assertIsNotNone(h.wait_proc(w, 10), "worker survived SIGKILL")
 
 
+#  Heartbeats for jobs whose counterparts must be found gone quickly.
+FAST_HB = ("--heartbeat", "0.05", "--heartbeat-timeout", "0.2")
+
+
 class SinkLimitTest(h.TFTestCase):
     """A sink started with a smaller --max-result than its ventilator's says
     so in its SINK_HELLO; the ventilator passes the smaller limit to its
@@ -170,11 +174,10 @@ class SinkLimitTest(h.TFTestCase):
         inp = h.write(self.path("in.txt"), h.join_lines(items))
         outp, failed = self.path("out.txt"), self.path("failed.txt")
         vep, sep = h.tcp_endpoint(), h.tcp_endpoint()
-        hb = ("--heartbeat", "0.05", "--heartbeat-timeout", "0.2")
         vent = self.start_tf("ventilator", "--bind", vep, "-i", inp, "--failed", failed,
-                             "--no-progress", *hb)
+                             "--no-progress", *FAST_HB)
         sink = self.start_tf("sink", "--bind", sep, "--ventilator", vep, "-o", outp,
-                             "--max-result", "100", *hb)
+                             "--max-result", "100", *FAST_HB)
         worker = self.start_tf("worker", "--connect", vep, "--once", "-j", "2", "--", "sh", "-c",
                                'if [ "$1" = %d ]; then head -c 300 /dev/zero | tr "\\0" x; '
                                'echo; else echo "r$1"; fi' % big, "_", "{}")
@@ -196,7 +199,7 @@ class CounterpartGoneTest(h.TFTestCase):
     this job): exit 2, a one-line reason, and the sink keeps an exact prefix
     with its journal. Heartbeats here: 0.05 s, timeout 0.2 s, so 6 s."""
 
-    HB = ("--heartbeat", "0.05", "--heartbeat-timeout", "0.2")
+    HB = FAST_HB
 
     def start_job(self, n=3000):
         items = [b"%06d" % i for i in range(n)]

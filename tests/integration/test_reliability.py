@@ -541,6 +541,14 @@ class RunKilledTest(ReliabilityBase):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
 
+    def wait_run_started(self, p):
+        """Waits until `run` (p) has bound its ipc sockets and forked its two
+        local workers; returns its socket directories."""
+        self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
+                                   len(h.children_of(p.pid)) >= 2, 20),
+                        "run did not start its workers and sockets")
+        return run_tmp_dirs(p.pid)
+
     def test_sigkill_of_run_leaves_no_directory(self):
         """SIGKILL of the run process alone: its local workers get the
         parent-death signal, kill their commands, remove run's ipc socket
@@ -551,10 +559,7 @@ class RunKilledTest(ReliabilityBase):
             with self.subTest(mode=mode[0]):
                 inp = h.write(self.path("in.txt"), h.join_lines([b"%d" % i for i in range(60)]))
                 p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", *mode)
-                self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
-                                           len(h.children_of(p.pid)) >= 2, 20),
-                                "run did not start its workers and sockets")
-                dirs = run_tmp_dirs(p.pid)
+                dirs = self.wait_run_started(p)
                 workers = h.children_of(p.pid)
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
@@ -583,10 +588,7 @@ class RunKilledTest(ReliabilityBase):
         p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", "--pipe", "--",
                           "sh", "-c", "while read -r l; do sleep 0.1; echo r$l; done")
         try:
-            self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
-                                       len(h.children_of(p.pid)) >= 2, 20),
-                            "run did not start its workers and sockets")
-            dirs = run_tmp_dirs(p.pid)
+            dirs = self.wait_run_started(p)
             sockets = [os.path.join(d, f) for d in dirs for f in os.listdir(d)]
             self.assertTrue(sockets, "no socket files in %s" % dirs)
             seen = set(h.children_of(p.pid))
@@ -627,10 +629,7 @@ class RunKilledTest(ReliabilityBase):
                 p = self.start_tf("run", "-j", "2", "-i", inp, "--no-progress", "--",
                                   "sh", "-c", "sleep 0.3; echo $0", "{}")
                 try:
-                    self.assertTrue(h.wait_for(lambda: run_tmp_dirs(p.pid) and
-                                               len(h.children_of(p.pid)) >= 2, 20),
-                                    "run did not start its workers and sockets")
-                    dirs = run_tmp_dirs(p.pid)
+                    dirs = self.wait_run_started(p)
                     for sig in sigs:
                         os.killpg(p.pid, sig)
                         time.sleep(0.05)
