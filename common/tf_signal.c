@@ -56,6 +56,8 @@ static char s_cleanup[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
 static pid_t s_parent; //  tf_signal_die_with_parent: the parent whose death we watch
 static char s_owned[TF_SIGNAL_MAX_CLEANUP][PATH_MAX];
 
+//  Sets a list the handler reads; signals are held meanwhile, so that the
+//  handler never reads one half written.
 static int s_paths_set(char list[][PATH_MAX], const char *const paths[], int n)
 {
     if (n > TF_SIGNAL_MAX_CLEANUP)
@@ -63,8 +65,11 @@ static int s_paths_set(char list[][PATH_MAX], const char *const paths[], int n)
     for (int i = 0; i < n; i++)
         if (strlen(paths[i]) >= PATH_MAX)
             return -1;
+    sigset_t held;
+    tf_signal_hold(&held);
     for (int i = 0; i < TF_SIGNAL_MAX_CLEANUP; i++)
         snprintf(list[i], PATH_MAX, "%s", i < n ? paths[i] : "");
+    tf_signal_release(&held);
     return 0;
 }
 
@@ -89,20 +94,12 @@ pid_t tf_signal_die_with_parent(void)
 
 int tf_signal_cleanup_on_parent_gone(const char *const paths[], int n)
 {
-    sigset_t held;
-    tf_signal_hold(&held); //  the handler must not read a list half written
-    int rc = s_paths_set(s_cleanup, paths, n);
-    tf_signal_release(&held);
-    return rc;
+    return s_paths_set(s_cleanup, paths, n);
 }
 
 int tf_signal_cleanup_on_hard_stop(const char *const paths[], int n)
 {
-    sigset_t held;
-    tf_signal_hold(&held);
-    int rc = s_paths_set(s_owned, paths, n);
-    tf_signal_release(&held);
-    return rc;
+    return s_paths_set(s_owned, paths, n);
 }
 
 //  Async-signal-safe: kill what we started, then leave.
