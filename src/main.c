@@ -389,16 +389,13 @@ static void s_zmq_libraries_init(void)
         (void)pgm_init(NULL);
 }
 
-//  A forked local worker of the run whose sockets are in `dir`: never
-//  returns.
-static void s_worker_child(char **argv, pid_t parent, const char *dir)
+//  A forked local worker of the run whose files are `files`: never returns.
+static void s_worker_child(char **argv, pid_t parent, const s_run_files_t *files)
 {
     tf_signal_after_fork();
     //  If `run` dies (even by SIGKILL), its local workers go too, and remove
     //  its socket files and their directory on the way.
-    s_run_files_t files;
-    s_run_files(dir, &files);
-    tf_signal_cleanup_on_parent_gone(files.list, S_RUN_FILES);
+    tf_signal_cleanup_on_parent_gone(files->list, S_RUN_FILES);
     if (tf_signal_die_with_parent() != parent)
         _exit(2);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -486,7 +483,7 @@ static int s_cmd_run(tf_config_t *cfg)
             goto done;
         }
         if (pid == 0)
-            s_worker_child(run.argv, self_pid, dir);
+            s_worker_child(run.argv, self_pid, &files);
         run.children[i].pid = pid;
         run.children[i].started_ms = tf_now_ms();
         run.nchildren++;
