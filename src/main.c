@@ -453,7 +453,7 @@ static int s_cmd_run(tf_config_t *cfg)
     s_run_files_t files;
     s_run_files(dir, &files);
     tf_signal_cleanup_on_hard_stop(files.list, S_RUN_FILES);
-    char vent_ipc[PATH_MAX], sink_ipc[PATH_MAX], vent_inproc[64];
+    char vent_ipc[PATH_MAX + 8], sink_ipc[PATH_MAX + 8], vent_inproc[64]; //  "ipc://" + a path
     snprintf(vent_ipc, sizeof vent_ipc, "ipc://%s", files.path[S_FILE_VENT]);
     snprintf(sink_ipc, sizeof sink_ipc, "ipc://%s", files.path[S_FILE_SINK]);
     snprintf(vent_inproc, sizeof vent_inproc, "inproc://taskfarm-vent-%d", (int)getpid());
